@@ -1,0 +1,1 @@
+"""The FastAPI application: routers only — translation between HTTP and the domain packages."""

@@ -1,0 +1,61 @@
+"""The directory object store's presigned URLs: signed, expiring GET/PUT of one object.
+
+Only used when the object store is a directory (embedded default); with MinIO the URLs point at
+MinIO itself. The signature is the authorisation, as with S3 presigned URLs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tianwang.api.deps import Ctx
+from tianwang.errors import Forbidden, NotFound, PayloadTooLarge
+from tianwang.storage.objectstore import DirectoryStore
+
+router = APIRouter(prefix="/objects", tags=["objects"], include_in_schema=False)
+
+MAX_PUT = 32 * 1024 * 1024
+
+
+def _store(ctx: Ctx, bucket: str) -> DirectoryStore:
+    store = ctx.store
+    if not isinstance(store, DirectoryStore) or bucket != store.bucket:
+        raise NotFound("no such bucket")
+    return store
+
+
+@router.get("/{bucket}/{key:path}")
+def get_object(
+    bucket: str, key: str, ctx: Ctx, expires: Annotated[int, Query()], signature: Annotated[str, Query()]
+) -> Response:
+    store = _store(ctx, bucket)
+    if not store.verify("GET", key, expires, signature):
+        raise Forbidden("signature invalid or expired")
+    info = store.stat(key)
+    return Response(store.get(key), media_type=info.content_type, headers={"ETag": f'"{info.sha256}"'})
+
+
+@router.put("/{bucket}/{key:path}")
+async def put_object(
+    bucket: str,
+    key: str,
+    request: Request,
+    ctx: Ctx,
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query()],
+) -> Response:
+    store = _store(ctx, bucket)
+    if not store.verify("PUT", key, expires, signature):
+        raise Forbidden("signature invalid or expired")
+    declared = request.headers.get("content-length")
+    if declared and int(declared) > MAX_PUT:
+        raise PayloadTooLarge(f"objects are limited to {MAX_PUT} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_PUT:
+            raise PayloadTooLarge(f"objects are limited to {MAX_PUT} bytes")
+    info = store.put(key, bytes(body), request.headers.get("content-type", "application/octet-stream"))
+    return Response(status_code=200, headers={"ETag": f'"{info.sha256}"'})

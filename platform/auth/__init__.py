@@ -1,0 +1,1 @@
+"""Users' roles and API tokens; encryption of device secrets at rest."""

@@ -1,0 +1,145 @@
+"""Registry operations on camera records; the API and the bulk importer both go through here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tianwang.auth.secrets_box import SecretBox
+from tianwang.cameras.schemas import CameraOut, CameraPatch, CameraSpec, OnvifOut
+from tianwang.errors import Conflict, NotFound, ValidationFailed
+from tianwang.pagination import Page, paginate
+from tianwang.storage.models import Camera
+
+# columns that map one-to-one from the spec to the row
+_PLAIN = (
+    "name", "kind", "lon", "lat", "heading_deg", "hfov_deg", "range_m", "point_class", "area_code",
+    "address", "rtsp_url", "snapshot_url", "health_interval_s", "snapshot_interval_s", "ptz_type",
+    "position_type", "room_type", "supply_light_type", "direction_type", "resolution",
+    "record_retention_days", "install_time", "management_unit", "police_station", "maintenance_unit",
+    "construction_batch", "lifecycle", "agent_id", "checkpoint_id",
+)  # fmt: skip
+
+
+def _enum_value(v: Any) -> Any:
+    return getattr(v, "value", v)
+
+
+def apply_spec(row: Camera, spec: CameraSpec, box: SecretBox, *, keep_password: bool = True) -> Camera:
+    for name in _PLAIN:
+        value = getattr(spec, name)
+        if name == "lifecycle" and value is None:
+            value = "in_use"
+        setattr(row, name, _enum_value(value))
+    row.photos = list(spec.photos or [])
+    if spec.onvif is None:
+        row.onvif_host = row.onvif_port = row.onvif_username = None
+        row.onvif_password_enc = None
+    else:
+        row.onvif_host, row.onvif_port = spec.onvif.host, spec.onvif.port
+        row.onvif_username = spec.onvif.username
+        if spec.onvif.password is not None:
+            row.onvif_password_enc = box.encrypt(spec.onvif.password.get_secret_value())
+        elif not keep_password:
+            row.onvif_password_enc = None
+    return row
+
+
+def to_out(row: Camera) -> CameraOut:
+    onvif = None
+    if row.onvif_host:
+        onvif = OnvifOut(
+            host=row.onvif_host,
+            port=row.onvif_port or 80,
+            username=row.onvif_username or "",
+            has_password=row.onvif_password_enc is not None,
+        )
+    data = {c: getattr(row, c) for c in CameraOut.model_fields if hasattr(row, c) and c != "onvif"}
+    return CameraOut(**data, onvif=onvif, division=row.device_id[:6])
+
+
+def spec_of(row: Camera) -> dict[str, Any]:
+    """The user-settable fields of a stored row, as a CameraSpec-shaped dict (password excluded)."""
+    d: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN}
+    d["device_id"] = row.device_id
+    d["photos"] = list(row.photos or [])
+    if row.onvif_host:
+        d["onvif"] = {
+            "host": row.onvif_host,
+            "port": row.onvif_port or 80,
+            "username": row.onvif_username or "",
+        }
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def get_row(session: Session, device_id: str) -> Camera:
+    row = session.scalar(select(Camera).where(Camera.device_id == device_id))
+    if row is None:
+        raise NotFound(f"camera {device_id} is not registered")
+    return row
+
+
+def create(session: Session, spec: CameraSpec, box: SecretBox) -> Camera:
+    if session.scalar(select(Camera.id).where(Camera.device_id == spec.device_id)) is not None:
+        raise Conflict(f"camera {spec.device_id} is already registered")
+    row = apply_spec(Camera(device_id=spec.device_id, status="registered"), spec, box)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as e:  # a concurrent registration of the same code, or a bad checkpoint
+        session.rollback()
+        raise Conflict(f"camera {spec.device_id} conflicts with the registry: {e.orig}") from None
+    return row
+
+
+def update(session: Session, device_id: str, patch: CameraPatch, box: SecretBox) -> Camera:
+    row = get_row(session, device_id)
+    merged = spec_of(row)
+    changes = patch.model_dump(exclude_unset=True)
+    if "onvif" in changes and changes["onvif"] is not None:
+        # keep the stored password unless a new one is given
+        changes["onvif"] = patch.onvif
+    merged.update({k: v for k, v in changes.items() if k != "onvif"})
+    if "onvif" in changes:
+        merged["onvif"] = changes["onvif"]
+    try:
+        spec = CameraSpec.model_validate(merged)
+    except ValueError as e:
+        raise ValidationFailed(str(e)) from None
+    apply_spec(row, spec, box, keep_password=True)
+    session.flush()
+    return row
+
+
+def delete(session: Session, device_id: str) -> None:
+    session.delete(get_row(session, device_id))
+    session.flush()
+
+
+def list_cameras(
+    session: Session,
+    *,
+    area_code: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    lifecycle: str | None = None,
+    q: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Camera]:
+    stmt = select(Camera)
+    if area_code:
+        stmt = stmt.where(or_(Camera.area_code.startswith(area_code), Camera.device_id.startswith(area_code)))
+    if status:
+        stmt = stmt.where(Camera.status == status)
+    if kind:
+        stmt = stmt.where(Camera.kind == kind)
+    if lifecycle:
+        stmt = stmt.where(Camera.lifecycle == lifecycle)
+    if q:
+        like = f"%{q.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(or_(Camera.name.like(like), Camera.device_id.like(like), Camera.address.like(like)))
+    return paginate(session, stmt, Camera.id, limit, cursor)

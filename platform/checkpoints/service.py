@@ -1,0 +1,134 @@
+"""Registry operations on checkpoints; a checkpoint's cameras are camera records pointing at it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tianwang.auth.secrets_box import SecretBox
+from tianwang.cameras.schemas import OnvifOut
+from tianwang.checkpoints.schemas import CheckpointOut, CheckpointPatch, CheckpointSpec
+from tianwang.errors import Conflict, NotFound, ValidationFailed
+from tianwang.pagination import Page, paginate
+from tianwang.storage.models import Camera, Checkpoint
+
+_PLAIN = ("name", "lon", "lat", "direction_deg", "lanes", "road", "area_code")
+
+
+def get_row(session: Session, checkpoint_id: str) -> Checkpoint:
+    row = session.scalar(select(Checkpoint).where(Checkpoint.checkpoint_id == checkpoint_id))
+    if row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} is not registered")
+    return row
+
+
+def camera_ids(session: Session, checkpoint_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Camera.device_id).where(Camera.checkpoint_id == checkpoint_id).order_by(Camera.id)
+        )
+    )
+
+
+def _link_cameras(session: Session, checkpoint_id: str, ids: list[str]) -> None:
+    found = set(session.scalars(select(Camera.device_id).where(Camera.device_id.in_(ids))))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationFailed(
+            "camera_ids names cameras that are not registered",
+            errors=[{"field": "camera_ids", "message": f"not registered: {', '.join(missing)}"}],
+        )
+    session.execute(update(Camera).where(Camera.checkpoint_id == checkpoint_id).values(checkpoint_id=None))
+    if ids:
+        session.execute(update(Camera).where(Camera.device_id.in_(ids)).values(checkpoint_id=checkpoint_id))
+
+
+def _apply(row: Checkpoint, spec: CheckpointSpec, box: SecretBox) -> None:
+    for name in _PLAIN:
+        setattr(row, name, getattr(spec, name))
+    if spec.onvif is None:
+        row.onvif_host = row.onvif_port = row.onvif_username = None
+        row.onvif_password_enc = None
+    else:
+        row.onvif_host, row.onvif_port, row.onvif_username = (
+            spec.onvif.host,
+            spec.onvif.port,
+            spec.onvif.username,
+        )
+        if spec.onvif.password is not None:
+            row.onvif_password_enc = box.encrypt(spec.onvif.password.get_secret_value())
+
+
+def to_out(session: Session, row: Checkpoint) -> CheckpointOut:
+    onvif = None
+    if row.onvif_host:
+        onvif = OnvifOut(
+            host=row.onvif_host,
+            port=row.onvif_port or 80,
+            username=row.onvif_username or "",
+            has_password=row.onvif_password_enc is not None,
+        )
+    data = {c: getattr(row, c) for c in CheckpointOut.model_fields if c not in ("onvif", "camera_ids")}
+    return CheckpointOut(**data, onvif=onvif, camera_ids=camera_ids(session, row.checkpoint_id))
+
+
+def create(session: Session, spec: CheckpointSpec, box: SecretBox) -> Checkpoint:
+    if (
+        session.scalar(select(Checkpoint.id).where(Checkpoint.checkpoint_id == spec.checkpoint_id))
+        is not None
+    ):
+        raise Conflict(f"checkpoint {spec.checkpoint_id} is already registered")
+    row = Checkpoint(checkpoint_id=spec.checkpoint_id)
+    _apply(row, spec, box)
+    session.add(row)
+    session.flush()
+    if spec.camera_ids:
+        _link_cameras(session, spec.checkpoint_id, spec.camera_ids)
+    return row
+
+
+def update_checkpoint(
+    session: Session, checkpoint_id: str, patch: CheckpointPatch, box: SecretBox
+) -> Checkpoint:
+    row = get_row(session, checkpoint_id)
+    merged: dict[str, Any] = {n: getattr(row, n) for n in _PLAIN if getattr(row, n) is not None}
+    merged["checkpoint_id"] = checkpoint_id
+    if row.onvif_host:
+        merged["onvif"] = {
+            "host": row.onvif_host,
+            "port": row.onvif_port or 80,
+            "username": row.onvif_username or "",
+        }
+    changes = patch.model_dump(exclude_unset=True)
+    for k, v in changes.items():
+        if k == "onvif":
+            merged["onvif"] = patch.onvif
+        elif k != "camera_ids":
+            merged[k] = v
+    try:
+        spec = CheckpointSpec.model_validate(merged)
+    except ValueError as e:
+        raise ValidationFailed(str(e)) from None
+    _apply(row, spec, box)
+    if "camera_ids" in changes:
+        _link_cameras(session, checkpoint_id, patch.camera_ids or [])
+    session.flush()
+    return row
+
+
+def delete(session: Session, checkpoint_id: str) -> None:
+    row = get_row(session, checkpoint_id)
+    session.execute(update(Camera).where(Camera.checkpoint_id == checkpoint_id).values(checkpoint_id=None))
+    session.delete(row)
+    session.flush()
+
+
+def list_checkpoints(
+    session: Session, *, area_code: str | None, limit: int, cursor: str | None
+) -> Page[Checkpoint]:
+    stmt = select(Checkpoint)
+    if area_code:
+        stmt = stmt.where(Checkpoint.area_code.startswith(area_code))
+    return paginate(session, stmt, Checkpoint.id, limit, cursor)

@@ -1,0 +1,44 @@
+"""The one typed configuration tree of the central service, read once from `TIANWANG_*` env / `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIANWANG_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="where the embedded default keeps its files")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir")
+    object_store: str = Field("", description="`dir:PATH` or `s3://KEY:SECRET@HOST:PORT?secure=false`")
+    bucket: str = "tianwang"
+    # Key for camera passwords at rest (Fernet, urlsafe base64 of 32 bytes). Empty: a key file
+    # in data_dir is made once and reused, which suits the embedded default only.
+    secret_key: SecretStr = SecretStr("")
+    # Base URL at which this API is reached by agents and browsers; used for the directory
+    # store's signed object URLs.
+    public_url: str = "http://127.0.0.1:8000"
+    presign_expiry_s: int = Field(900, ge=10, le=7 * 86400)
+    direct_probe: bool = False
+    probe_deadline_s: float = Field(15.0, gt=0, le=120)
+    max_page: int = 1000
+    import_max_bytes: int = 50 * 1024 * 1024
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tianwang.db').resolve()}"
+
+    @property
+    def effective_object_store(self) -> str:
+        return self.object_store or f"dir:{(self.data_dir / 'objects').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,31 @@
+"""What one API process holds: settings, the database, the object store and the secret box."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tianwang.auth.secrets_box import SecretBox, load_or_create_key
+from tianwang.config import Settings
+from tianwang.storage.db import Database
+from tianwang.storage.objectstore import ObjectStore, open_store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    store: ObjectStore
+    box: SecretBox
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppContext:
+        key = load_or_create_key(settings.secret_key.get_secret_value(), settings.data_dir)
+        box = SecretBox(key)
+        db = Database(settings.effective_database_url)
+        store = open_store(
+            settings.effective_object_store, settings.bucket, settings.public_url, box.signing_key
+        )
+        return cls(settings, db, store, box)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,51 @@
+"""Keyset pagination: an opaque cursor holding the last row's id."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from tianwang.errors import ValidationFailed
+
+T = TypeVar("T")
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, value = raw.split(":", 1)
+        if tag != "id":
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed(
+            "invalid cursor", errors=[{"field": "cursor", "message": "not a cursor"}]
+        ) from None
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def paginate(
+    session: Session, stmt: Select[Any], id_col: InstrumentedAttribute[int], limit: int, cursor: str | None
+) -> Page[Any]:
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(id_col > after)
+    rows = list(session.scalars(stmt.order_by(id_col).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].id) if more and rows else None)

@@ -1,0 +1,1 @@
+"""Persistence: the database (SQLAlchemy models, sessions, Alembic migrations) and the object store."""

@@ -1,0 +1,226 @@
+"""SQLAlchemy models: the truth of the registry. Schema changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stored as UTC; SQLite drops the offset, so it is put back on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    staff = "staff"
+    investigator = "investigator"
+    installer = "installer"
+    agent = "agent"
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    # SHA-256 of the token: tokens are 256-bit random, so a fast hash is enough (no offline guessing).
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Camera(Base):
+    """One camera's file (一机一档): GB/T 28181-2022 catalog core plus the 一机一档 extension."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    heading_deg: Mapped[float] = mapped_column(Float)
+    hfov_deg: Mapped[float] = mapped_column(Float)
+    range_m: Mapped[float] = mapped_column(Float)
+    point_class: Mapped[int] = mapped_column(Integer)
+    area_code: Mapped[str] = mapped_column(String(12), index=True)
+    address: Mapped[str | None] = mapped_column(String(300), default=None)
+    # GB/T 28181-2022 catalog core
+    ptz_type: Mapped[int | None] = mapped_column(Integer, default=None)
+    position_type: Mapped[int | None] = mapped_column(Integer, default=None)
+    room_type: Mapped[int | None] = mapped_column(Integer, default=None)
+    supply_light_type: Mapped[int | None] = mapped_column(Integer, default=None)
+    direction_type: Mapped[int | None] = mapped_column(Integer, default=None)
+    resolution: Mapped[str | None] = mapped_column(String(50), default=None)
+    record_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    install_time: Mapped[dt.datetime | None] = mapped_column(default=None)
+    management_unit: Mapped[str | None] = mapped_column(String(200), default=None)
+    manufacturer: Mapped[str | None] = mapped_column(String(100), default=None)
+    model: Mapped[str | None] = mapped_column(String(100), default=None)
+    firmware: Mapped[str | None] = mapped_column(String(100), default=None)
+    serial: Mapped[str | None] = mapped_column(String(100), default=None)
+    # 一机一档 extension
+    police_station: Mapped[str | None] = mapped_column(String(200), default=None)
+    maintenance_unit: Mapped[str | None] = mapped_column(String(200), default=None)
+    construction_batch: Mapped[str | None] = mapped_column(String(100), default=None)
+    photos: Mapped[list[Any]] = mapped_column(default=list)
+    lifecycle: Mapped[str] = mapped_column(String(20), default="in_use")
+    # how to reach it
+    onvif_host: Mapped[str | None] = mapped_column(String(255), default=None)
+    onvif_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    onvif_username: Mapped[str | None] = mapped_column(String(100), default=None)
+    onvif_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    rtsp_url: Mapped[str | None] = mapped_column(String(1000), default=None)
+    snapshot_url: Mapped[str | None] = mapped_column(String(1000), default=None)
+    stream_uri: Mapped[str | None] = mapped_column(String(1000), default=None)
+    snapshot_uri: Mapped[str | None] = mapped_column(String(1000), default=None)
+    health_interval_s: Mapped[int] = mapped_column(Integer, default=60)
+    snapshot_interval_s: Mapped[int] = mapped_column(Integer, default=900)
+    agent_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    checkpoint_id: Mapped[str | None] = mapped_column(
+        String(20), ForeignKey("checkpoints.checkpoint_id", ondelete="SET NULL"), default=None, index=True
+    )
+    # state derived from evidence (see the agent and coverage packages)
+    status: Mapped[str] = mapped_column(String(20), default="registered", index=True)
+    status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_seen: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_probe: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    last_probe_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_cameras_kind_status", "kind", "status"),)
+
+
+class Checkpoint(Base):
+    """A vehicle checkpoint (卡口): a site with lanes whose cameras read plates."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    direction_deg: Mapped[float] = mapped_column(Float)
+    lanes: Mapped[int] = mapped_column(Integer)
+    road: Mapped[str | None] = mapped_column(String(200), default=None)
+    area_code: Mapped[str] = mapped_column(String(12), index=True)
+    onvif_host: Mapped[str | None] = mapped_column(String(255), default=None)
+    onvif_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    onvif_username: Mapped[str | None] = mapped_column(String(100), default=None)
+    onvif_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    status: Mapped[str] = mapped_column(String(20), default="registered")
+    status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_seen: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Area(Base):
+    """An administrative or policing area: city → district → police station → grid cell (网格)."""
+
+    __tablename__ = "areas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    parent: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("areas.code", ondelete="RESTRICT"), default=None, index=True
+    )
+    geometry: Mapped[dict[str, Any]] = mapped_column()
+    # bounding box, so area lookups need no geometry engine in the database
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class KeySite(Base):
+    """A key site (重点部位): school, hospital, station, market … that must be watched."""
+
+    __tablename__ = "key_sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(50), index=True)
+    geometry: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Road(Base):
+    """A road segment (LineString) of the city map, as imported from GeoJSON."""
+
+    __tablename__ = "roads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    road_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    road_class: Mapped[str] = mapped_column(String(30), index=True)
+    geometry: Mapped[dict[str, Any]] = mapped_column()
+    length_m: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Fence(Base):
+    """A phone-signal sensor (电子围栏) with its catchment circle."""
+
+    __tablename__ = "fences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fence_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
