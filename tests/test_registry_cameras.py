@@ -141,3 +141,12 @@ def test_unauthenticated_and_wrong_role(client: TestClient, tokens: dict[str, st
         client.post("/api/v1/cameras", json=body(), headers=auth(tokens["investigator"])).status_code == 403
     )
     assert client.get("/healthz").status_code == 200
+
+
+def test_nul_and_control_characters_are_refused(client: TestClient, tokens: dict[str, str]) -> None:
+    h = auth(tokens["installer"])
+    r = client.post("/api/v1/cameras", json=body(name="bad\u0000name"), headers=h)
+    assert r.status_code == 422, r.text
+    r = client.post("/api/v1/cameras", json=body(address="a\x07b"), headers=h)
+    assert r.status_code == 422, r.text
+    assert client.get(f"/api/v1/cameras/{CAM_ID}", headers=h).status_code == 404

@@ -10,9 +10,10 @@ import datetime as dt
 import enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from tianwang.cameras.ids import CAMERA_KINDS, check_kind, parse_device_id
+from tianwang.validation import InputModel
 
 
 class Kind(enum.StrEnum):
@@ -117,9 +118,7 @@ Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class OnvifIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OnvifIn(InputModel):
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(80, ge=1, le=65535)
     username: str = Field("", max_length=100)
@@ -152,10 +151,8 @@ def _url(v: str | None) -> str | None:
     return v
 
 
-class CameraFields(BaseModel):
+class CameraFields(InputModel):
     """Every field a user may set; all optional here, required ones enforced by CameraSpec."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Text200 | None = None
     kind: Kind | None = None

@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tianwang.cameras.ids import check_kind, parse_device_id
 from tianwang.cameras.schemas import Lat, Lon, OnvifIn, OnvifOut
+from tianwang.validation import InputModel
 
 
-class CheckpointFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class CheckpointFields(InputModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     lon: Lon | None = None
     lat: Lat | None = None

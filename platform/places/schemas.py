@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from tianwang.cameras.schemas import Lat, Lon
 from tianwang.places.geojson import parse_geometry
+from tianwang.validation import InputModel
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -20,9 +21,7 @@ class AreaKind(enum.StrEnum):
     grid = "grid"
 
 
-class AreaIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class AreaIn(InputModel):
     code: str = Field(pattern=r"^[0-9A-Za-z_\-]{2,32}$")
     name: str = Field(min_length=1, max_length=200)
     kind: AreaKind
@@ -44,9 +43,7 @@ class AreaOut(BaseModel):
     geometry: dict[str, Any]
 
 
-class KeySiteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class KeySiteIn(InputModel):
     id: str = Field(pattern=r"^[0-9A-Za-z_\-.]{1,64}$")
     name: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=50)
@@ -66,9 +63,7 @@ class KeySiteOut(BaseModel):
     geometry: dict[str, Any]
 
 
-class FenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class FenceIn(InputModel):
     fence_id: str = Field(pattern=r"^[0-9A-Za-z_\-.]{1,64}$")
     name: str = Field(min_length=1, max_length=200)
     lon: Lon

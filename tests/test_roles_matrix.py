@@ -1,0 +1,89 @@
+"""Every route × every role: who may call what. The table here is the policy, written apart from the code."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import ROLES, auth
+
+A, S, V, N, G = "admin", "staff", "investigator", "installer", "agent"
+HUMANS = {A, S, V, N}
+REGISTRY_WRITE = {A, S, N}
+
+# (method, path) -> roles admitted. A route missing here fails the test:
+# every new route must say who may call it.
+POLICY: dict[tuple[str, str], set[str]] = {
+    ("GET", "/api/v1/me"): set(ROLES),
+    ("POST", "/api/v1/cameras"): REGISTRY_WRITE,
+    ("GET", "/api/v1/cameras"): HUMANS,
+    ("GET", "/api/v1/cameras/{device_id}"): HUMANS,
+    ("PATCH", "/api/v1/cameras/{device_id}"): REGISTRY_WRITE,
+    ("DELETE", "/api/v1/cameras/{device_id}"): REGISTRY_WRITE,
+    ("POST", "/api/v1/cameras/import"): REGISTRY_WRITE,
+    ("GET", "/api/v1/cameras/export"): HUMANS,
+    ("POST", "/api/v1/cameras/{device_id}/probe"): REGISTRY_WRITE,
+    ("POST", "/api/v1/checkpoints"): REGISTRY_WRITE,
+    ("GET", "/api/v1/checkpoints"): HUMANS,
+    ("GET", "/api/v1/checkpoints/{checkpoint_id}"): HUMANS,
+    ("PATCH", "/api/v1/checkpoints/{checkpoint_id}"): REGISTRY_WRITE,
+    ("DELETE", "/api/v1/checkpoints/{checkpoint_id}"): REGISTRY_WRITE,
+    ("POST", "/api/v1/areas"): {A, S},
+    ("GET", "/api/v1/areas"): HUMANS,
+    ("GET", "/api/v1/areas/{code}"): HUMANS,
+    ("DELETE", "/api/v1/areas/{code}"): {A, S},
+    ("POST", "/api/v1/key-sites"): {A, S},
+    ("GET", "/api/v1/key-sites"): HUMANS,
+    ("DELETE", "/api/v1/key-sites/{site_id}"): {A, S},
+    ("POST", "/api/v1/roads"): {A, S},
+    ("GET", "/api/v1/roads"): HUMANS,
+    ("POST", "/api/v1/fences"): {A, S},
+    ("GET", "/api/v1/fences"): HUMANS,
+    ("DELETE", "/api/v1/fences/{fence_id}"): {A, S},
+}
+PUBLIC = {("GET", "/healthz")}
+
+
+def _routes(client: TestClient) -> set[tuple[str, str]]:
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    return {
+        (m.upper(), p)
+        for p, ops in spec["paths"].items()
+        for m in ops
+        if m in ("get", "post", "patch", "put", "delete")
+    }
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "44030500001320000001", path)
+
+
+def test_every_route_is_in_the_policy(client: TestClient) -> None:
+    routes = _routes(client)
+    unlisted = routes - set(POLICY) - PUBLIC
+    assert not unlisted, f"routes with no role policy in this test: {sorted(unlisted)}"
+
+
+def test_role_matrix(client: TestClient, tokens: dict[str, str]) -> None:
+    checked = 0
+    for method, path in sorted(_routes(client) - PUBLIC):
+        url = _concrete(path)
+        r = client.request(method, url)
+        assert r.status_code == 401, f"{method} {path} without a token gave {r.status_code}"
+        assert r.json()["status"] == 401
+        for role in ROLES:
+            r = client.request(method, url, headers=auth(tokens[role]), json={})
+            allowed = role in POLICY[(method, path)]
+            if allowed:
+                assert r.status_code not in (401, 403), f"{role} refused on {method} {path}: {r.text}"
+            else:
+                assert r.status_code == 403, f"{role} admitted on {method} {path}: {r.status_code} {r.text}"
+                assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.status_code < 500, f"{method} {path} as {role}: {r.status_code} {r.text}"
+            checked += 1
+    assert checked >= len(POLICY) * len(ROLES) - len(ROLES) * 5
+
+
+def test_public_routes_need_no_token(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
