@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -161,3 +163,43 @@ def live_server(tmp_path: Path, db_url: str) -> Iterator[tuple[LiveServer, AppCo
     finally:
         srv.stop()
         c.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local S3-compatible server PROCESS (moto in server mode) on a free port; yields `127.0.0.1:PORT`.
+
+    Any access key and secret are accepted; buckets persist for the session, so each test uses
+    its own bucket. The process is stopped at the end of the session.
+    """
+    import httpx
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("s3") / "moto.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the S3 server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0)
+                break  # any HTTP answer means it is serving
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the S3 server did not answer on port {port} within 30 s")
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from tianwang.api.deps import Ctx
-from tianwang.errors import Forbidden, NotFound, PayloadTooLarge
+from tianwang.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from tianwang.storage.objectstore import DirectoryStore
 
 router = APIRouter(prefix="/objects", tags=["objects"], include_in_schema=False)
@@ -33,8 +34,9 @@ def get_object(
     store = _store(ctx, bucket)
     if not store.verify("GET", key, expires, signature):
         raise Forbidden("signature invalid or expired")
-    info = store.stat(key)
-    return Response(store.get(key), media_type=info.content_type, headers={"ETag": f'"{info.sha256}"'})
+    # one read for body and headers, so the ETag names the version that is sent
+    data, info = store.read(key)
+    return Response(data, media_type=info.content_type, headers={"ETag": f'"{info.sha256}"'})
 
 
 @router.put("/{bucket}/{key:path}")
@@ -50,6 +52,8 @@ async def put_object(
     if not store.verify("PUT", key, expires, signature):
         raise Forbidden("signature invalid or expired")
     declared = request.headers.get("content-length")
+    if declared is not None and not (declared.isascii() and declared.isdigit()):
+        raise ValidationFailed("Content-Length is not a number")
     if declared and int(declared) > MAX_PUT:
         raise PayloadTooLarge(f"objects are limited to {MAX_PUT} bytes")
     body = bytearray()
@@ -57,5 +61,7 @@ async def put_object(
         body += chunk
         if len(body) > MAX_PUT:
             raise PayloadTooLarge(f"objects are limited to {MAX_PUT} bytes")
-    info = store.put(key, bytes(body), request.headers.get("content-type", "application/octet-stream"))
+    ctype = request.headers.get("content-type") or "application/octet-stream"
+    # file writes and fsync off the event loop
+    info = await run_in_threadpool(store.put, key, bytes(body), ctype)
     return Response(status_code=200, headers={"ETag": f'"{info.sha256}"'})
