@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -128,6 +128,191 @@ def cameras_list(area_code: str = "", status: str = "", limit: int = 100) -> Non
         ctx.close()
 
 
+@cameras_app.command("import")
+def cameras_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV (UTF-8 or GB18030) or XLSX sheet, Chinese or English headers")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check every row, write nothing")] = False,
+    all_or_nothing: Annotated[
+        bool, typer.Option("--all-or-nothing", help="write nothing if any row is rejected")
+    ] = False,
+) -> None:
+    """Import a sheet of cameras; exit code 1 if any row was rejected."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tianwang.cameras import bulk
+
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    ctx = _context()
+    try:
+        with (
+            file.open("rb") as f,
+            Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=True,
+            ) as bar,
+        ):
+            task = bar.add_task("rows", total=None)
+
+            def step(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = bulk.import_cameras(
+                ctx.db.engine,
+                f,
+                ctx.box,
+                filename=file.name,
+                max_bytes=ctx.settings.import_max_bytes,
+                dry_run=dry_run,
+                all_or_nothing=all_or_nothing,
+                progress=step,
+            )
+    except TianwangError as e:
+        for err in e.errors:
+            typer.secho(f"  {err.get('field', '')}: {err.get('message', '')}", err=True)
+        raise fail(e.detail) from None
+    finally:
+        ctx.close()
+    mode = (
+        "dry run, nothing written" if report.dry_run else ("written" if report.written else "nothing written")
+    )
+    typer.echo(
+        f"{report.rows} rows: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.rejected)} rejected ({mode})"
+    )
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW)
+    for r in report.rejected:
+        typer.secho(f"row {r.row}" + (f" ({r.device_id})" if r.device_id else "") + ":", fg=typer.colors.RED)
+        for why in r.errors:
+            typer.echo(f"    {why.field}: {why.message}")
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@cameras_app.command("export")
+def cameras_export(
+    format: Annotated[
+        str | None, typer.Option("--format", help="csv or xlsx (default: from -o's suffix, else csv)")
+    ] = None,
+    lang: Annotated[str, typer.Option("--lang", help="headers and values in zh or en")] = "zh",
+    output: Annotated[str, typer.Option("-o", "--output", help="file to write, - for stdout")] = "-",
+    area_code: Annotated[str, typer.Option(help="only this area (prefix)")] = "",
+    kind: Annotated[str, typer.Option(help="only this kind")] = "",
+    status: Annotated[str, typer.Option(help="only this status")] = "",
+) -> None:
+    """Export the registry as CSV (UTF-8 with BOM) or XLSX; never passwords; imports back unchanged."""
+    from tianwang.cameras import bulk
+
+    fmt = format or ("xlsx" if output.lower().endswith(".xlsx") else "csv")
+    if fmt not in ("csv", "xlsx"):
+        raise fail(f"--format must be csv or xlsx, not {fmt!r}")
+    if lang not in ("zh", "en"):
+        raise fail(f"--lang must be zh or en, not {lang!r}")
+    if fmt == "xlsx" and output == "-" and sys.stdout.isatty():
+        raise fail("an .xlsx is binary: give -o FILE")
+    ctx = _context()
+    try:
+        filters = {"area_code": area_code or None, "kind": kind or None, "status": status or None}
+        if output == "-":
+            bulk.export_cameras(ctx.db.engine, sys.stdout.buffer, fmt, lang, **filters)
+            sys.stdout.flush()
+        else:
+            with open(output, "wb") as out:
+                bulk.export_cameras(ctx.db.engine, out, fmt, lang, **filters)
+            typer.echo(f"wrote {output}", err=True)
+    except OSError as e:
+        raise fail(f"{output}: {e.strerror}") from None
+    finally:
+        ctx.close()
+
+
+@cameras_app.command("probe")
+def cameras_probe(
+    device_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="print the probe answer as JSON")] = False,
+) -> None:
+    """Probe a registered camera from this machine (clock, auth, profiles, URIs, a test snapshot)."""
+    from tianwang.cameras import probe as probe_service
+
+    ctx = _context()
+    try:
+        result = probe_service.probe_camera(ctx, device_id, direct=True)
+    except TianwangError as e:
+        raise fail(e.detail) from None
+    finally:
+        ctx.close()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        typer.echo(_probe_summary(result))
+    if result.error is not None:
+        raise typer.Exit(2)
+
+
+def _probe_summary(r: object) -> str:
+    from tianwang.protocol import ProbeResult
+
+    assert isinstance(r, ProbeResult)
+
+    def yn(v: bool) -> str:
+        return "yes" if v else "no"
+
+    lines = [f"device        {r.device_id}  ({r.duration_ms:.0f} ms)"]
+    lines.append(f"reachable     {yn(r.reachable)}")
+    lines.append(f"authenticated {yn(r.authenticated)}")
+    skew = "unknown" if r.clock_skew_s is None else f"{r.clock_skew_s:+.1f} s"
+    lines.append(f"clock skew    {skew}")
+    if r.device_info:
+        d = r.device_info
+        lines.append(f"make/model    {d.manufacturer or '?'} {d.model or '?'}")
+        lines.append(f"firmware      {d.firmware or '?'}  serial {d.serial or '?'}")
+    for p in r.profiles:
+        size = f"{p.width}x{p.height}" if p.width and p.height else "?"
+        fps = f"{p.fps:g} fps" if p.fps else "? fps"
+        lines.append(f"profile       {p.token}: {p.encoding or '?'} {size} {fps}")
+    lines.append(f"snapshot URI  {r.snapshot_uri or '-'}")
+    lines.append(f"stream URI    {r.stream_uri or '-'}")
+    if r.snapshot:
+        s = r.snapshot
+        verdict = (s.quality or {}).get("verdict", "?") if s.judged else "not judged"
+        lines.append(f"snapshot      {s.key} ({s.width}x{s.height}, {s.size} bytes, quality {verdict})")
+    for st in r.steps:
+        why = f"  {st.code or ''} {st.message or ''}".rstrip() if st.outcome != "ok" else ""
+        lines.append(f"  {st.name:<9} {st.outcome:<8} {st.duration_ms:7.1f} ms{why}")
+    if r.error:
+        lines.append(f"error         {r.error.code}: {r.error.message}")
+    return "\n".join(lines)
+
+
+@app.command("discover")
+def discover_cmd(
+    unicast: Annotated[
+        list[str] | None, typer.Option("--unicast", help="probe this HOST[:PORT] directly (repeatable)")
+    ] = None,
+    interface: Annotated[str | None, typer.Option(help="IPv4 address of the interface to use")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to collect answers")] = 3.0,
+) -> None:
+    """Find ONVIF cameras by WS-Discovery (multicast on the local network, or unicast to given hosts)."""
+    import asyncio
+
+    from edge_agent.devices.discovery import discover
+
+    try:
+        found = asyncio.run(discover(unicast=unicast or None, interface=interface, timeout_s=timeout))
+    except (ValueError, OSError) as e:
+        raise fail(str(e)) from None
+    for d in found:
+        name = f"  {d.name}" if d.name else ""
+        typer.echo(f"{' '.join(d.xaddrs)}  {d.epr}{name}")
+    typer.echo(f"{len(found)} device(s) answered", err=True)
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -141,6 +326,48 @@ def serve(
     uvicorn.run("tianwang.api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
+@app.command("agent")
+def agent_cmd(
+    central: Annotated[str, typer.Option(help="the API's base URL")],
+    token: Annotated[str, typer.Option(help="an API token of role agent")],
+    agent_id: Annotated[str | None, typer.Option(help="this agent's id (default: the hostname)")] = None,
+    zones: Annotated[str | None, typer.Option(help='area-code prefixes: "4403,4401" (default *)')] = None,
+    capacity: Annotated[int | None, typer.Option(help="devices it can watch")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="probes in flight at once")] = None,
+    outbox: Annotated[str | None, typer.Option(help="the durable outbox file (SQLite)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="port of /metrics on 127.0.0.1 (0: off)")] = None,
+) -> None:
+    """Run an edge agent (other settings from TIANWANG_AGENT_* env; see docs/agent.md)."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from edge_agent.agent import run_agent
+    from edge_agent.outbox import OutboxError
+    from edge_agent.settings import AgentSettings
+
+    given: dict[str, Any] = {
+        "agent_id": agent_id,
+        "zones": zones,
+        "capacity": capacity,
+        "concurrency": concurrency,
+        "outbox": outbox,
+        "metrics_port": metrics_port,
+    }
+    try:
+        settings = AgentSettings(
+            central=central, token=token, **{k: v for k, v in given.items() if v is not None}
+        )
+    except ValidationError as e:
+        why = "; ".join(f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors())
+        raise fail(why) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_agent(settings))
+    except (OutboxError, OSError) as e:
+        raise fail(str(e)) from None
+
+
 @app.command("demo")
 def demo(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
@@ -150,6 +377,28 @@ def demo(
     from tianwang.demo import run_demo
 
     run_demo(port=port, cameras=cameras)
+
+
+@app.command("simulate")
+def simulate(
+    cameras: Annotated[int, typer.Option(help="virtual cameras")] = 20,
+    checkpoints: Annotated[int, typer.Option(help="virtual checkpoints (卡口)")] = 2,
+    faults: Annotated[str, typer.Option(help='e.g. "3:offline,4:slow=5,5:blur" (0-based index)')] = "",
+    fault_share: Annotated[float, typer.Option(help="share of devices given a random fault")] = 0.0,
+    seed: Annotated[int, typer.Option(help="same seed, same devices")] = 1,
+    json_file: Annotated[str, typer.Option("--json", help="write the devices' JSON here")] = "",
+    control_port: Annotated[int, typer.Option(help="control API port (0: a free one)")] = 0,
+    discovery_port: Annotated[int, typer.Option(help="WS-Discovery UDP port (-1: off)")] = 3702,
+    mode: Annotated[str, typer.Option(help="scene: day, night or ir")] = "day",
+) -> None:
+    """Run virtual ONVIF cameras and checkpoints on 127.0.0.1 until Ctrl-C (see docs/simulator.md)."""
+    from simulator.cli import run
+
+    code = run(
+        cameras, checkpoints, faults, fault_share, seed, json_file or None, control_port, discovery_port, mode
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

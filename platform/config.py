@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     presign_expiry_s: int = Field(900, ge=10, le=7 * 86400)
     direct_probe: bool = False
     probe_deadline_s: float = Field(15.0, gt=0, le=120)
+    # a device is offline after this many health intervals without an answer (evidence, not a guess)
+    allowed_misses: int = Field(3, ge=1, le=100)
+    # how often the API re-derives the status of devices whose reports stopped
+    sweep_interval_s: float = Field(30.0, ge=1, le=3600)
     max_page: int = 1000
     import_max_bytes: int = 50 * 1024 * 1024
 

@@ -41,6 +41,16 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/fences"): {A, S},
     ("GET", "/api/v1/fences"): HUMANS,
     ("DELETE", "/api/v1/fences/{fence_id}"): {A, S},
+    # device credentials travel in assignments: agents only, not even admin
+    ("POST", "/api/v1/agents/heartbeat"): {G},
+    ("POST", "/api/v1/agents/commands/{command_id}/result"): {G},
+    ("GET", "/api/v1/agents"): {A, S},
+    ("POST", "/api/v1/ingest/health"): {G},
+    ("POST", "/api/v1/ingest/snapshots/presign"): {G},
+    ("POST", "/api/v1/ingest/snapshots"): {G},
+    ("GET", "/api/v1/cameras/{device_id}/health"): HUMANS,
+    ("GET", "/api/v1/cameras/{device_id}/snapshots"): HUMANS,
+    ("GET", "/api/v1/faults"): {A, S},
 }
 PUBLIC = {("GET", "/healthz")}
 

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from tianwang.agents.notify import Notifier
 from tianwang.api import problems
-from tianwang.api.routers import cameras, checkpoints, objects, places, system
+from tianwang.api.routers import (
+    agents,
+    camera_bulk,
+    cameras,
+    checkpoints,
+    evidence,
+    ingest,
+    objects,
+    places,
+    system,
+)
+from tianwang.api.routers import probe as probe_router
 from tianwang.config import Settings, get_settings
 from tianwang.context import AppContext
 from tianwang.storage import migrate
 
 log = logging.getLogger("tianwang.api")
+
+
+async def _sweep_forever(ctx: AppContext) -> None:
+    """Re-derive the status of devices whose reports stopped (every replica may run it: idempotent)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from tianwang.cameras.evidence import sweep
+
+    def once() -> int:
+        with ctx.db.session() as s:
+            return sweep(s, ctx.settings.allowed_misses)
+
+    while True:
+        await asyncio.sleep(ctx.settings.sweep_interval_s)
+        try:
+            changed = await run_in_threadpool(once)
+            if changed:
+                log.info("status sweep: %d devices changed", changed)
+        except Exception:
+            log.exception("status sweep failed; retrying next interval")
 
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
@@ -29,9 +63,13 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         if not migrate.is_current(c.db.engine, c.db.url):
             raise RuntimeError("the database is not at the newest migration: run `tianwang db upgrade`")
         c.store.ensure_bucket()
+        sweeper = asyncio.create_task(_sweep_forever(c))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             if own:
                 c.close()
 
@@ -42,10 +80,16 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.notifier = Notifier()
     problems.install(app)
     app.include_router(system.router)
     app.include_router(objects.router)
+    app.include_router(camera_bulk.router)  # before cameras: /export is not a device_id
     app.include_router(cameras.router)
+    app.include_router(probe_router.router)
     app.include_router(checkpoints.router)
     app.include_router(places.router)
+    app.include_router(agents.router)
+    app.include_router(ingest.router)
+    app.include_router(evidence.router)
     return app

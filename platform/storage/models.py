@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -131,6 +133,15 @@ class Camera(Base):
     status: Mapped[str] = mapped_column(String(20), default="registered", index=True)
     status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     last_seen: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_checked: Mapped[dt.datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_authenticated: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    status_since: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_snapshot_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    last_snapshot_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_verdict: Mapped[str | None] = mapped_column(String(10), default=None)
+    last_faults: Mapped[list[Any] | None] = mapped_column(default=None)
     last_probe: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     last_probe_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -160,6 +171,11 @@ class Checkpoint(Base):
     status: Mapped[str] = mapped_column(String(20), default="registered")
     status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     last_seen: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_checked: Mapped[dt.datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_authenticated: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    status_since: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -224,3 +240,81 @@ class Fence(Base):
     lat: Mapped[float] = mapped_column(Float)
     radius_m: Mapped[float] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    """An edge agent as last heard from: what it can reach (zones) and how much it can take."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(100), unique=True)
+    version: Mapped[str] = mapped_column(String(50))
+    capacity: Mapped[int] = mapped_column(Integer)
+    zones: Mapped[list[Any]] = mapped_column()
+    token_name: Mapped[str] = mapped_column(String(100))
+    first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_heartbeat: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AgentCommand(Base):
+    """A command queued for the agent that owns a device (the installer's probe, …) and its result."""
+
+    __tablename__ = "agent_commands"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    device_id: Mapped[str] = mapped_column(String(20), index=True)
+    agent_id: Mapped[str] = mapped_column(String(100))
+    # queued → delivered → done | failed | expired
+    state: Mapped[str] = mapped_column(String(12), default="queued")
+    requested_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[dt.datetime] = mapped_column()
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(1000), default=None)
+
+    __table_args__ = (Index("ix_agent_commands_agent_state", "agent_id", "state"),)
+
+
+class HealthObservation(Base):
+    """One health check of one device by an agent: the evidence behind a device's status."""
+
+    __tablename__ = "health_observations"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    device_id: Mapped[str] = mapped_column(String(20))
+    ts: Mapped[dt.datetime] = mapped_column()
+    reachable: Mapped[bool] = mapped_column(Boolean)
+    authenticated: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    clock_skew_s: Mapped[float | None] = mapped_column(Float, default=None)
+    stream_ok: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    agent: Mapped[str | None] = mapped_column(String(100), default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_health_device_ts", "device_id", "ts"),)
+
+
+class Snapshot(Base):
+    """A stored picture of a device and its quality diagnosis; the bytes live in the object store."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), unique=True)
+    device_id: Mapped[str] = mapped_column(String(20))
+    ts: Mapped[dt.datetime] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    verdict: Mapped[str | None] = mapped_column(String(10), default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_snapshots_device_ts", "device_id", "ts"),)

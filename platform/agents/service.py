@@ -1,0 +1,223 @@
+"""Heartbeats, assignments and the command queue, on the database (so API replicas share them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tianwang.agents.assign import AgentInfo, DeviceRef, owner
+from tianwang.auth.secrets_box import SecretBox
+from tianwang.errors import Forbidden, NotFound, ValidationFailed
+from tianwang.protocol.agents import Assignment, Command, Heartbeat, OnvifCredentials
+from tianwang.storage.models import Agent, AgentCommand, Camera, Checkpoint, utcnow
+
+# an agent missing this many seconds of heartbeats is taken for dead and its devices move
+AGENT_TTL_S = 90
+
+
+def record_heartbeat(session: Session, hb: Heartbeat, token_name: str) -> Agent:
+    row = session.scalar(select(Agent).where(Agent.agent_id == hb.agent_id))
+    if row is None:
+        row = Agent(agent_id=hb.agent_id, token_name=token_name)
+        session.add(row)
+    elif row.token_name != token_name:
+        # one agent identity per token: a second token claiming the name is refused
+        raise Forbidden(f"agent {hb.agent_id} belongs to another token")
+    row.version, row.capacity, row.zones = hb.version, hb.capacity, list(hb.zones)
+    row.last_heartbeat = utcnow()
+    session.flush()
+    return row
+
+
+def live_agents(
+    session: Session, now: dt.datetime | None = None, ttl_s: float = AGENT_TTL_S
+) -> list[AgentInfo]:
+    since = (now or utcnow()) - dt.timedelta(seconds=ttl_s)
+    rows = session.scalars(select(Agent).where(Agent.last_heartbeat >= since).order_by(Agent.agent_id))
+    return [AgentInfo(r.agent_id, r.capacity, tuple(r.zones)) for r in rows]
+
+
+def _watched_cameras(session: Session) -> list[Camera]:
+    # a device is watched while in use and reachable somehow
+    return list(
+        session.scalars(
+            select(Camera)
+            .where(Camera.lifecycle == "in_use")
+            .where(
+                (Camera.onvif_host.is_not(None))
+                | (Camera.snapshot_url.is_not(None))
+                | (Camera.rtsp_url.is_not(None))
+            )
+            .order_by(Camera.device_id)
+        )
+    )
+
+
+def _assignment(row: Camera | Checkpoint, box: SecretBox, kind: str) -> Assignment:
+    onvif = None
+    if row.onvif_host:
+        pw = box.decrypt(row.onvif_password_enc) if row.onvif_password_enc else None
+        onvif = OnvifCredentials(
+            host=row.onvif_host, port=row.onvif_port or 80, username=row.onvif_username or "", password=pw
+        )
+    if isinstance(row, Camera):
+        return Assignment(
+            device_id=row.device_id,
+            kind=kind,
+            onvif=onvif,
+            rtsp_url=row.rtsp_url,
+            snapshot_url=row.snapshot_url or row.snapshot_uri,
+            health_interval_s=row.health_interval_s,
+            snapshot_interval_s=row.snapshot_interval_s,
+        )
+    return Assignment(
+        device_id=row.checkpoint_id, kind=kind, onvif=onvif, health_interval_s=60, snapshot_interval_s=900
+    )
+
+
+def device_ref(row: Camera | Checkpoint) -> DeviceRef:
+    if isinstance(row, Camera):
+        return DeviceRef(row.device_id, row.area_code, row.agent_id)
+    return DeviceRef(row.checkpoint_id, row.area_code, None)
+
+
+def assignments_for(session: Session, agent_id: str, box: SecretBox) -> list[Assignment]:
+    agents = live_agents(session)
+    out: list[Assignment] = []
+    for cam in _watched_cameras(session):
+        if owner(device_ref(cam), agents) == agent_id:
+            out.append(_assignment(cam, box, cam.kind))
+    checkpoints = session.scalars(
+        select(Checkpoint).where(Checkpoint.onvif_host.is_not(None)).order_by(Checkpoint.id)
+    )
+    for cp in checkpoints:
+        if owner(device_ref(cp), agents) == agent_id:
+            out.append(_assignment(cp, box, "checkpoint"))
+    return out
+
+
+def config_version(assignments: list[Assignment]) -> str:
+    blob = json.dumps([a.model_dump(mode="json") for a in assignments], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def owner_of(session: Session, device_id: str) -> tuple[str | None, Camera | Checkpoint]:
+    row = _device_row(session, device_id)
+    if row is None:
+        raise NotFound(f"device {device_id} is not registered")
+    return owner(device_ref(row), live_agents(session)), row
+
+
+# -- commands ---------------------------------------------------------------------------------
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    device_id: str,
+    agent_id: str,
+    deadline_s: float,
+    requested_by: str,
+    payload: dict[str, Any],
+) -> AgentCommand:
+    cmd = AgentCommand(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        device_id=device_id,
+        agent_id=agent_id,
+        state="queued",
+        requested_by=requested_by,
+        deadline=utcnow() + dt.timedelta(seconds=deadline_s),
+        payload=payload,
+    )
+    session.add(cmd)
+    session.flush()
+    return cmd
+
+
+def take_pending(session: Session, agent_id: str, box: SecretBox) -> list[Command]:
+    """Hand this agent its queued, unexpired commands (each delivered once).
+
+    The device's credentials are attached here, from the registry, at delivery: the queue itself
+    holds no password, so nothing secret sits in plain text in the database.
+    """
+    now = utcnow()
+    session.execute(
+        update(AgentCommand)
+        .where(AgentCommand.state.in_(("queued", "delivered")), AgentCommand.deadline < now)
+        .values(state="expired", completed_at=now)
+    )
+    rows = list(
+        session.scalars(
+            select(AgentCommand)
+            .where(AgentCommand.agent_id == agent_id, AgentCommand.state == "queued")
+            .order_by(AgentCommand.created_at)
+            .limit(100)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    out = []
+    for r in rows:
+        device = _device_row(session, r.device_id)
+        if device is None:
+            r.state, r.error, r.completed_at = "failed", "device no longer registered", now
+            continue
+        kind = device.kind if isinstance(device, Camera) else "checkpoint"
+        r.state, r.delivered_at = "delivered", now
+        out.append(
+            Command(
+                id=r.id,
+                kind="probe",
+                device_id=r.device_id,
+                deadline=r.deadline,
+                device=_assignment(device, box, kind),
+                snapshot_key=r.payload.get("snapshot_key"),
+                snapshot_put_url=r.payload.get("snapshot_put_url"),
+            )
+        )
+    session.flush()
+    return out
+
+
+def _device_row(session: Session, device_id: str) -> Camera | Checkpoint | None:
+    cam = session.scalar(select(Camera).where(Camera.device_id == device_id))
+    if cam is not None:
+        return cam
+    return session.scalar(select(Checkpoint).where(Checkpoint.checkpoint_id == device_id))
+
+
+def has_pending(session: Session, agent_id: str) -> bool:
+    now = utcnow()
+    q = select(AgentCommand.id).where(
+        AgentCommand.agent_id == agent_id, AgentCommand.state == "queued", AgentCommand.deadline >= now
+    )
+    return session.scalar(q.limit(1)) is not None
+
+
+def complete(
+    session: Session, command_id: str, token_name: str, ok: bool, result: dict[str, Any], error: str | None
+) -> AgentCommand:
+    row = session.get(AgentCommand, command_id)
+    if row is None:
+        raise NotFound(f"command {command_id} does not exist")
+    holder = session.scalar(select(Agent.token_name).where(Agent.agent_id == row.agent_id))
+    if holder != token_name:
+        raise Forbidden("this command was queued for another agent")
+    if row.state in ("done", "failed"):
+        return row  # a retried post of the same result: idempotent
+    if row.state == "expired":
+        raise ValidationFailed(f"command {command_id} expired before its result arrived")
+    row.state = "done" if ok else "failed"
+    row.result, row.error, row.completed_at = result, error, utcnow()
+    session.flush()
+    return row
+
+
+def get_command(session: Session, command_id: str) -> AgentCommand | None:
+    session.expire_all()
+    return session.get(AgentCommand, command_id)

@@ -1,0 +1,259 @@
+"""Device status from stored evidence: health observations and judged snapshots sent by agents.
+
+A device's status is never asserted, only derived: the last answer, how many checks in a row
+went unanswered against the allowed misses, the credentials' verdict and the latest picture's
+diagnosis. `status_reason` says which piece of evidence decided it, so staff can see why a
+camera is called offline (离线) or faulty (故障).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
+from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Snapshot, utcnow
+from tianwang.storage.objectstore import ObjectStore
+
+Device: TypeAlias = Camera | Checkpoint
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    reason: str
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def derive_status(
+    *,
+    now: dt.datetime,
+    interval_s: int,
+    allowed_misses: int,
+    current: str,
+    last_checked: dt.datetime | None,
+    failures: int,
+    last_authenticated: bool | None,
+    last_error: str | None,
+    verdict: str | None,
+    faults: list[str] | None,
+) -> Verdict:
+    """The status the evidence supports (pure, so it is tested without a database)."""
+    if last_checked is None:
+        return Verdict("registered", "not yet checked by an agent")
+    silent_for = (now - last_checked).total_seconds()
+    if silent_for > interval_s * allowed_misses:
+        return Verdict(
+            "offline",
+            f"no report from any agent since {_iso(last_checked)} "
+            f"({int(silent_for // interval_s)} checks of {interval_s}s missed)",
+        )
+    if failures >= allowed_misses:
+        return Verdict("offline", f"no answer in the last {failures} checks: {last_error or 'unreachable'}")
+    if failures > 0:
+        base = current if current in ("online", "fault", "offline") else "registered"
+        return Verdict(
+            base, f"{failures} of {allowed_misses} allowed missed answers: {last_error or 'unreachable'}"
+        )
+    if last_authenticated is False:
+        return Verdict("fault", "answers but refuses the registered credentials")
+    if verdict == "fault":
+        return Verdict("fault", f"picture fails diagnosis: {', '.join(faults or []) or 'unspecified'}")
+    return Verdict("online", f"answered at {_iso(last_checked)}")
+
+
+def _apply(dev: Device, v: Verdict, now: dt.datetime) -> None:
+    if dev.status != v.status:
+        dev.status_since = now
+    dev.status, dev.status_reason = v.status, v.reason[:500]
+
+
+def refresh(dev: Device, now: dt.datetime, allowed_misses: int) -> None:
+    interval = dev.health_interval_s if isinstance(dev, Camera) else 60
+    verdict = dev.last_verdict if isinstance(dev, Camera) else None
+    faults = dev.last_faults if isinstance(dev, Camera) else None
+    v = derive_status(
+        now=now,
+        interval_s=interval,
+        allowed_misses=allowed_misses,
+        current=dev.status,
+        last_checked=dev.last_checked,
+        failures=dev.failures,
+        last_authenticated=dev.last_authenticated,
+        last_error=dev.last_error,
+        verdict=verdict,
+        faults=faults,
+    )
+    _apply(dev, v, now)
+
+
+def _devices(session: Session, ids: set[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        c.device_id: c for c in session.scalars(select(Camera).where(Camera.device_id.in_(ids)))
+    }
+    rest = ids - set(found)
+    if rest:
+        for cp in session.scalars(select(Checkpoint).where(Checkpoint.checkpoint_id.in_(rest))):
+            found[cp.checkpoint_id] = cp
+    return found
+
+
+def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert rows, skipping keys already stored; return the keys actually inserted."""
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    stmt = ins.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    return {r[0] for r in session.execute(stmt, rows)}
+
+
+def _validate(items: list[dict[str, Any]], model: Any) -> tuple[list[tuple[int, Any]], list[Rejected]]:
+    good, bad = [], []
+    for i, raw in enumerate(items):
+        try:
+            item = model.model_validate(raw)
+        except ValidationError as e:
+            errs = [f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
+            bad.append(
+                Rejected(index=i, key=str(raw.get("key")) if isinstance(raw, dict) else None, errors=errs)
+            )
+            continue
+        if item.ts.tzinfo is None:
+            bad.append(Rejected(index=i, key=item.key, errors=["ts: needs a UTC offset"]))
+            continue
+        good.append((i, item))
+    return good, bad
+
+
+def ingest_health(
+    session: Session, items: list[dict[str, Any]], agent: str, allowed_misses: int
+) -> IngestReply:
+    good, rejected = _validate(items, HealthItem)
+    devices = _devices(session, {it.device_id for _, it in good})
+    rows, keep = [], []
+    for i, it in good:
+        if it.device_id not in devices:
+            rejected.append(
+                Rejected(index=i, key=it.key, errors=[f"device {it.device_id} is not registered"])
+            )
+            continue
+        keep.append(it)
+        rows.append({**it.model_dump(), "agent": agent, "received_at": utcnow()})
+    inserted = _insert_ignore(session, HealthObservation.__table__, rows)
+    now = utcnow()
+    # evidence moves forward only: a replayed old observation is stored but does not rewrite the present
+    for it in sorted((it for it in keep if it.key in inserted), key=lambda x: x.ts):
+        dev = devices[it.device_id]
+        if dev.last_checked is not None and it.ts <= dev.last_checked:
+            continue
+        dev.last_checked = it.ts
+        if it.reachable:
+            dev.failures = 0
+            dev.last_seen = it.ts
+            dev.last_authenticated = it.authenticated
+            dev.last_error = None if it.authenticated is not False else (it.error or "authentication refused")
+        else:
+            dev.failures += 1
+            dev.last_error = it.error or "unreachable"
+    for dev in devices.values():
+        refresh(dev, now, allowed_misses)
+    session.flush()
+    accepted = len(inserted)
+    return IngestReply(
+        accepted=accepted, duplicates=len(keep) - accepted, rejected=sorted(rejected, key=lambda r: r.index)
+    )
+
+
+def ingest_snapshots(
+    session: Session, items: list[dict[str, Any]], store: ObjectStore, allowed_misses: int
+) -> IngestReply:
+    good, rejected = _validate(items, SnapshotItem)
+    devices = _devices(session, {it.device_id for _, it in good})
+    rows, keep = [], []
+    for i, it in good:
+        errors: list[str] = []
+        if it.device_id not in devices:
+            errors.append(f"device {it.device_id} is not registered")
+        elif not it.key.startswith(f"snapshots/{it.device_id}/"):
+            errors.append("key is not one presigned for this device")
+        else:
+            try:
+                info = store.stat(it.key)
+            except Exception:
+                info = None
+            if info is None:
+                errors.append("object not found in the store: upload it through the presigned URL first")
+            elif info.sha256 is not None and info.sha256 != it.sha256:
+                errors.append("sha256 does not match the stored object")
+        if errors:
+            rejected.append(Rejected(index=i, key=it.key, errors=errors))
+            continue
+        q = it.quality.model_dump() if it.quality else None
+        keep.append(it)
+        rows.append(
+            {
+                "key": it.key,
+                "device_id": it.device_id,
+                "ts": it.ts,
+                "sha256": it.sha256,
+                "width": it.width,
+                "height": it.height,
+                "quality": q,
+                "verdict": it.quality.verdict if it.quality else None,
+                "received_at": utcnow(),
+            }
+        )
+    inserted = _insert_ignore(session, Snapshot.__table__, rows)
+    now = utcnow()
+    for it in sorted((it for it in keep if it.key in inserted), key=lambda x: x.ts):
+        dev = devices[it.device_id]
+        if not isinstance(dev, Camera):
+            continue
+        if dev.last_snapshot_at is not None and it.ts <= dev.last_snapshot_at:
+            continue
+        dev.last_snapshot_at, dev.last_snapshot_key = it.ts, it.key
+        if it.quality is not None:
+            dev.last_verdict, dev.last_faults = it.quality.verdict, list(it.quality.faults)
+    for dev in devices.values():
+        refresh(dev, now, allowed_misses)
+    session.flush()
+    accepted = len(inserted)
+    return IngestReply(
+        accepted=accepted, duplicates=len(keep) - accepted, rejected=sorted(rejected, key=lambda r: r.index)
+    )
+
+
+def sweep(session: Session, allowed_misses: int, now: dt.datetime | None = None) -> int:
+    """Mark devices whose reports stopped as offline; returns how many changed. Idempotent."""
+    now = now or utcnow()
+    changed = 0
+    for model in (Camera, Checkpoint):
+        rows = session.scalars(
+            select(model).where(model.last_checked.is_not(None), model.status != "offline")
+        )
+        for dev in rows:
+            before = dev.status
+            refresh(dev, now, allowed_misses)
+            changed += dev.status != before
+    session.flush()
+    return changed
+
+
+def reset_evidence(session: Session, device_id: str) -> None:
+    """Forget derived state (used when a device is re-registered)."""
+    session.execute(
+        update(Camera)
+        .where(Camera.device_id == device_id)
+        .values(status="registered", status_reason=None, failures=0, last_checked=None)
+    )
