@@ -1,0 +1,1 @@
+"""Coverage: geometric coverage of roads, key sites and grid cells, blind spots, checkpoint enclosure."""
