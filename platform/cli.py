@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -71,31 +72,58 @@ def token_create(
 
 @cameras_app.command("add")
 def cameras_add(
-    file: Annotated[str, typer.Argument(help="JSON file with the camera record (API body), or - for stdin")],
+    file: Annotated[
+        str, typer.Argument(help="JSON file: one camera record (API body) or a list of them; - for stdin")
+    ],
 ) -> None:
-    """Register one camera from a JSON record (same fields as POST /api/v1/cameras)."""
+    """Register cameras from JSON (same fields as POST /api/v1/cameras).
+
+    A list — such as the file `tianwang simulate --json` writes — registers each record and
+    reports each failure; the simulator's `faults` annotation is not a registry field and is
+    ignored. Exit code 1 if any record was refused.
+    """
     from pydantic import ValidationError
 
     from tianwang.cameras import service
     from tianwang.cameras.schemas import CameraSpec
 
-    raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     try:
-        spec = CameraSpec.model_validate_json(raw)
-    except ValidationError as e:
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "record"
-            typer.secho(f"  {loc}: {err['msg']}", err=True)
-        raise fail("camera record is invalid") from None
+        raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        data = json.loads(raw)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise fail(f"cannot read {file}: {e}") from None
+    records = data if isinstance(data, list) else [data]
+    single = not isinstance(data, list)
     ctx = _context()
+    failed = 0
     try:
-        with ctx.db.session() as s:
-            out = service.to_out(service.create(s, spec, ctx.box))
-    except TianwangError as e:
-        raise fail(e.detail) from None
+        for i, rec in enumerate(records):
+            label = f"record {i}" if not isinstance(rec, dict) else str(rec.get("device_id", f"record {i}"))
+            if isinstance(rec, dict):
+                rec = {k: v for k, v in rec.items() if k != "faults"}
+            try:
+                spec = CameraSpec.model_validate(rec)
+                with ctx.db.session() as s:
+                    out = service.to_out(service.create(s, spec, ctx.box))
+            except ValidationError as e:
+                failed += 1
+                typer.secho(f"{label}: invalid", fg=typer.colors.RED, err=True)
+                for err in e.errors():
+                    loc = ".".join(str(x) for x in err["loc"]) or "record"
+                    typer.secho(f"  {loc}: {err['msg']}", err=True)
+                continue
+            except TianwangError as e:
+                failed += 1
+                typer.secho(f"{label}: {e.detail}", fg=typer.colors.RED, err=True)
+                continue
+            if single:
+                typer.echo(out.model_dump_json(indent=2))
+            else:
+                typer.echo(f"{out.device_id}  registered  {out.kind:<10} {out.name}")
     finally:
         ctx.close()
-    typer.echo(out.model_dump_json(indent=2))
+    if failed:
+        raise fail("camera not registered" if single else f"{failed} of {len(records)} records refused")
 
 
 @cameras_app.command("get")
@@ -234,25 +262,84 @@ def cameras_export(
 
 @cameras_app.command("probe")
 def cameras_probe(
-    device_id: str,
-    as_json: Annotated[bool, typer.Option("--json", help="print the probe answer as JSON")] = False,
+    device_ids: Annotated[list[str] | None, typer.Argument(help="device IDs to probe")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="probe every in-use camera with ONVIF")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the probe answers as JSON")] = False,
+    parallel: Annotated[int, typer.Option(help="probes at once")] = 8,
 ) -> None:
-    """Probe a registered camera from this machine (clock, auth, profiles, URIs, a test snapshot)."""
+    """Probe registered cameras from this machine (clock, auth, profiles, URIs, a test snapshot).
+
+    One camera: a full summary. Several (or --all): one line each with its truth. Exit code 2 if
+    any probe found the device in trouble.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import select
+
     from tianwang.cameras import probe as probe_service
+    from tianwang.protocol import ProbeResult
+    from tianwang.storage.models import Camera
 
     ctx = _context()
     try:
-        result = probe_service.probe_camera(ctx, device_id, direct=True)
-    except TianwangError as e:
-        raise fail(e.detail) from None
+        ids = list(device_ids or [])
+        if all_:
+            with ctx.db.session() as s:
+                q = select(Camera.device_id).where(
+                    Camera.lifecycle == "in_use", Camera.onvif_host.is_not(None)
+                )
+                ids += [i for i in s.scalars(q.order_by(Camera.device_id)) if i not in ids]
+        if not ids:
+            raise fail("name device IDs to probe, or --all")
+
+        def one(device_id: str) -> ProbeResult | str:
+            try:
+                return probe_service.probe_camera(ctx, device_id, direct=True)
+            except TianwangError as e:
+                return e.detail
+
+        with ThreadPoolExecutor(max(1, min(parallel, 32))) as pool:
+            results = list(pool.map(one, ids))
     finally:
         ctx.close()
+    trouble = False
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
-    else:
-        typer.echo(_probe_summary(result))
-    if result.error is not None:
+        out = [r.model_dump(mode="json") if isinstance(r, ProbeResult) else {"error": r} for r in results]
+        typer.echo(json.dumps(out[0] if len(out) == 1 else out, indent=2, ensure_ascii=False))
+    for device_id, r in zip(ids, results, strict=True):
+        if isinstance(r, str):
+            trouble = True
+            if not as_json:
+                typer.secho(f"{device_id}  {r}", fg=typer.colors.RED, err=True)
+            continue
+        trouble = trouble or r.error is not None
+        if as_json:
+            continue
+        typer.echo(_probe_summary(r) if len(ids) == 1 else _probe_line(r))
+    if trouble:
         raise typer.Exit(2)
+
+
+def _probe_line(r: object) -> str:
+    from tianwang.protocol import ProbeResult
+
+    assert isinstance(r, ProbeResult)
+    skew = "?" if r.clock_skew_s is None else f"{r.clock_skew_s:+.0f}s"
+    make = f"{r.device_info.manufacturer or '?'} {r.device_info.model or '?'}" if r.device_info else "-"
+    verdict = "-"
+    if r.snapshot is not None:
+        q = r.snapshot.quality or {}
+        faults = ",".join(q.get("faults") or [])
+        verdict = (
+            "not judged"
+            if not r.snapshot.judged
+            else str(q.get("verdict", "?")) + (f"({faults})" if faults else "")
+        )
+    err = f"  {r.error.code}: {r.error.message}" if r.error else ""
+    reach, auth = ("yes" if r.reachable else "no"), ("yes" if r.authenticated else "no")
+    return (
+        f"{r.device_id}  reachable={reach:<3} auth={auth:<3} skew={skew:<7} {make:<28} picture={verdict}{err}"
+    )
 
 
 def _probe_summary(r: object) -> str:
@@ -322,7 +409,7 @@ def serve(
     """Run the API (settings from TIANWANG_* env / .env)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     uvicorn.run("tianwang.api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
@@ -361,7 +448,7 @@ def agent_cmd(
     except ValidationError as e:
         why = "; ".join(f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors())
         raise fail(why) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     try:
         asyncio.run(run_agent(settings))
     except (OutboxError, OSError) as e:
@@ -401,7 +488,13 @@ def simulate(
         raise typer.Exit(code)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
 def main() -> None:
+    # warnings only for one-shot verbs (a library may otherwise turn on INFO for the whole
+    # process); long-running verbs (serve, agent) raise it for themselves
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     try:
         app()
     except KeyboardInterrupt:

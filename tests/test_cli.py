@@ -71,3 +71,27 @@ def test_db_upgrade_on_a_new_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert (tmp_path / "fresh" / "tianwang.db").exists()
     finally:
         get_settings.cache_clear()
+
+
+def test_register_the_simulators_devices_and_probe_them_all(cli_env: Path) -> None:
+    """The issue's walk-through: simulate, register from the JSON it wrote, probe each one."""
+    from simulator.devices import SimulatorThread
+
+    with SimulatorThread(n_cameras=4, n_checkpoints=0, seed=5, faults="1:offline,2:wrong_password") as sim:
+        devices = sim.describe()
+        devices.append(dict(devices[0], device_id="bad"))  # one bad record does not stop the rest
+        f = cli_env / "devices.json"
+        f.write_text(json.dumps(devices))
+        r = CliRunner().invoke(app, ["cameras", "add", str(f)])
+        assert r.exit_code == 1 and "1 of 5 records refused" in r.output
+        assert r.output.count("registered") == 4
+        r = CliRunner().invoke(app, ["cameras", "probe", "--all"])
+        assert r.exit_code == 2, r.output  # some devices are in trouble
+        lines = {ln.split()[0]: ln for ln in r.output.splitlines() if ln[:1].isdigit()}
+        ids = [d["device_id"] for d in devices[:4]]
+        assert "reachable=yes auth=yes" in lines[ids[0]]
+        assert "reachable=no" in lines[ids[1]] and "unreachable" in lines[ids[1]]
+        assert "auth=no" in lines[ids[2]] and "auth_refused" in lines[ids[2]]
+        assert "reachable=yes auth=yes" in lines[ids[3]]
+        r = CliRunner().invoke(app, ["cameras", "probe"])
+        assert r.exit_code == 1 and "--all" in r.output
