@@ -477,12 +477,24 @@ def simulate(
     control_port: Annotated[int, typer.Option(help="control API port (0: a free one)")] = 0,
     discovery_port: Annotated[int, typer.Option(help="WS-Discovery UDP port (-1: off)")] = 3702,
     mode: Annotated[str, typer.Option(help="scene: day, night or ir")] = "day",
+    host: Annotated[
+        str, typer.Option(help="address to serve on and advertise (a container's name in compose)")
+    ] = "127.0.0.1",
 ) -> None:
-    """Run virtual ONVIF cameras and checkpoints on 127.0.0.1 until Ctrl-C (see docs/simulator.md)."""
+    """Run virtual ONVIF cameras and checkpoints until Ctrl-C (see docs/simulator.md)."""
     from simulator.cli import run
 
     code = run(
-        cameras, checkpoints, faults, fault_share, seed, json_file or None, control_port, discovery_port, mode
+        cameras,
+        checkpoints,
+        faults,
+        fault_share,
+        seed,
+        json_file or None,
+        control_port,
+        discovery_port,
+        mode,
+        host,
     )
     if code:
         raise typer.Exit(code)

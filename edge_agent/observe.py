@@ -1,0 +1,379 @@
+"""What the agent does to one device on each tick: a health check, or a snapshot judged by diagnosis.
+
+Both end in the outbox, never in a direct send. Picture diagnosis keeps, per camera, the previous
+frame's state, a reference per mode and the hysteresis counters, in memory and in the outbox's
+state table, so a restart neither forgets the reference nor calls the first frame frozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from edge_agent.devices.errors import AuthRefused, BadAnswer, DeviceError
+from edge_agent.devices.onvif_client import OnvifPool
+from edge_agent.devices.snapshot import MAX_PIXELS, fetch_snapshot, jpeg_size
+from edge_agent.diagnosis import DiagnosisConfig, FaultTracker, FrameState, ReferenceStore, diagnose_jpeg
+from edge_agent.metrics import Metrics
+from edge_agent.outbox import Outbox, health_key
+from edge_agent.probes import rtsp
+from edge_agent.settings import AgentSettings
+from tianwang.protocol.agents import Assignment
+from tianwang.protocol.ingest import HealthItem
+
+log = logging.getLogger("edge_agent.observe")
+SNAPSHOT_URI_TTL_S = 3600.0
+# faults a reference frame re-judges; a frame with only these may become the first reference
+NEEDS_REFERENCE = frozenset({"occlusion"})
+
+
+def _error(e: DeviceError) -> str:
+    return f"{e.code}: {e.message}"[:500]
+
+
+# -- diagnosis memory, persisted ---------------------------------------------------------------
+
+
+def frame_state_to_bytes(s: FrameState) -> bytes:
+    out = io.BytesIO()
+    meta = {"noise_sigma": s.noise_sigma, "dhash": str(s.dhash), "width": s.width, "height": s.height}
+    np.savez_compressed(
+        out, thumb=s.thumb, patch=s.patch, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    )
+    return out.getvalue()
+
+
+def frame_state_from_bytes(data: bytes) -> FrameState:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes())
+        return FrameState(
+            thumb=z["thumb"].astype(np.uint8),
+            patch=z["patch"].astype(np.uint8),
+            noise_sigma=float(meta["noise_sigma"]),
+            dhash=int(meta["dhash"]),
+            width=int(meta["width"]),
+            height=int(meta["height"]),
+        )
+
+
+def _tracker_dump(tracker: FaultTracker, camera: str) -> dict[str, list[Any]]:
+    # FaultTracker has no export yet: read its per-camera counters (seen, missing, active)
+    counters = getattr(tracker, "_state", {}).get(camera, {})
+    return {name: [c.seen, c.missing, c.active] for name, c in counters.items()}
+
+
+def _tracker_load(tracker: FaultTracker, camera: str, data: dict[str, list[Any]]) -> None:
+    state = getattr(tracker, "_state", None)
+    if state is None or not data:
+        return
+    from edge_agent.diagnosis.tracker import _Counter
+
+    state[camera] = {
+        str(n): _Counter(seen=int(v[0]), missing=int(v[1]), active=bool(v[2])) for n, v in data.items()
+    }
+
+
+@dataclass
+class _Memory:
+    loaded: bool = False
+    previous: FrameState | None = None
+    references: ReferenceStore = field(default_factory=ReferenceStore)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Judge:
+    """Diagnosis with memory per camera (previous frame, references, hysteresis), persisted in the outbox."""
+
+    def __init__(self, outbox: Outbox, config: DiagnosisConfig | None = None) -> None:
+        self.outbox = outbox
+        self.config = config or DiagnosisConfig()
+        self.tracker = FaultTracker.from_config(self.config)
+        self._mem: dict[str, _Memory] = {}
+        self._mem_lock = threading.Lock()
+
+    def _memory(self, camera: str) -> _Memory:
+        with self._mem_lock:
+            mem = self._mem.setdefault(camera, _Memory())
+        if not mem.loaded:
+            mem.loaded = True
+            try:
+                raw = self.outbox.get_state(f"diag:{camera}")
+                if raw:
+                    blob = json.loads(raw)
+                    if blob.get("previous"):
+                        mem.previous = frame_state_from_bytes(bytes.fromhex(blob["previous"]))
+                    _tracker_load(self.tracker, camera, blob.get("tracker") or {})
+                refs = self.outbox.get_state(f"ref:{camera}")
+                if refs:
+                    mem.references = ReferenceStore.from_bytes(refs)
+            except (ValueError, KeyError, OSError) as e:  # a corrupt state costs one reference, no more
+                log.warning("diagnosis state of %s unreadable, starting afresh: %s", camera, e)
+        return mem
+
+    def judge(self, camera: str, jpeg: bytes) -> dict[str, Any]:
+        """Blocking (run it in a thread): the quality dict with the hysteresis-filtered verdict."""
+        mem = self._memory(camera)
+        with mem.lock:
+            previous = mem.previous
+            d = diagnose_jpeg(
+                jpeg, previous=previous, reference=mem.references.for_camera(camera), config=self.config
+            )
+            new_ref = mem.references.get(camera, d.mode) is None and set(d.faults) <= NEEDS_REFERENCE
+            if new_ref:
+                # The first frame of a mode without a fault of its own becomes the camera's reference.
+                # Occlusion is only a guess without a reference (a wide flat sky or road looks like a
+                # cover), so a frame flagged for it alone still qualifies, and is judged again against
+                # itself-as-reference so that guess is not reported.
+                mem.references.set(camera, d.as_reference())
+                if d.faults:
+                    d = diagnose_jpeg(
+                        jpeg,
+                        previous=previous,
+                        reference=mem.references.for_camera(camera),
+                        config=self.config,
+                    )
+            mem.previous = d.state
+            update = self.tracker.update(camera, d.faults)
+            quality = d.as_dict()
+            quality["raw_verdict"], quality["raw_faults"] = quality["verdict"], list(quality["faults"])
+            quality["faults"] = sorted(update.active)
+            quality["verdict"] = "fault" if update.active else "ok"
+            state = {
+                "previous": frame_state_to_bytes(d.state).hex(),
+                "tracker": _tracker_dump(self.tracker, camera),
+            }
+            self.outbox.put_state(f"diag:{camera}", json.dumps(state).encode())
+            if new_ref:
+                self.outbox.put_state(f"ref:{camera}", mem.references.to_bytes())
+        return quality
+
+    def forget(self, camera: str) -> None:
+        with self._mem_lock:
+            self._mem.pop(camera, None)
+        self.tracker.forget(camera)
+
+
+# -- the device work ---------------------------------------------------------------------------
+
+
+class DeviceWork:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        outbox: Outbox,
+        metrics: Metrics,
+        pool: OnvifPool,
+        http: httpx.AsyncClient,
+        judge: Judge,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.metrics = metrics
+        self.pool = pool
+        self.http = http
+        self.judge = judge
+        self._diag = asyncio.Semaphore(settings.diagnosis_concurrency)
+        self._snapshot_uris: dict[str, tuple[str, float]] = {}
+
+    async def _record(self, item: HealthItem) -> None:
+        await self.outbox.call(self.outbox.add_health, item)
+
+    # -- health ----------------------------------------------------------------------------------
+
+    async def health(self, a: Assignment) -> HealthItem:
+        ts = dt.datetime.now(dt.UTC)
+        t0 = time.perf_counter()
+        try:
+            item = await self._health(a, ts)
+        finally:
+            self.metrics.probe_seconds.labels("health").observe(time.perf_counter() - t0)
+        outcome = (
+            "ok"
+            if item.reachable and item.authenticated is not False
+            else ("auth_refused" if item.reachable else (item.error or "error").split(":", 1)[0])
+        )
+        self.metrics.probes.labels("health", outcome).inc()
+        await self._record(item)
+        return item
+
+    async def health_timeout(self, a: Assignment, started: dt.datetime) -> None:
+        """The scheduler's hard deadline cut a health check: that is an unanswered check."""
+        self.metrics.probes.labels("health", "timeout").inc()
+        item = HealthItem(
+            key=health_key(self.settings.agent_id, a.device_id, started),
+            device_id=a.device_id,
+            ts=started,
+            reachable=False,
+            error=f"timeout: health check deadline of {self.settings.health_deadline_s:g} s passed",
+        )
+        await self._record(item)
+
+    async def _health(self, a: Assignment, ts: dt.datetime) -> HealthItem:
+        key = health_key(self.settings.agent_id, a.device_id, ts)
+        base: dict[str, Any] = {"key": key, "device_id": a.device_id, "ts": ts}
+        if a.onvif is None:
+            return await self._health_without_onvif(a, base)
+        o = a.onvif
+        client = await self.pool.get(
+            o.host, o.port, o.username, o.password or "", timeout_s=self.settings.call_timeout_s
+        )
+        t0 = time.perf_counter()
+        try:
+            clock = await client.system_date_and_time()
+        except AuthRefused:
+            clock = None  # some firmware wants credentials even for the clock: it answered
+        except DeviceError as e:
+            # unreachable, timeout, or an answer that is no ONVIF at all (malformed, oversized): the
+            # device gives no usable service, which is a miss
+            await self.pool.discard(client)
+            return HealthItem(**base, reachable=False, error=_error(e))
+        latency = round((time.perf_counter() - t0) * 1000, 1)
+        skew = clock.skew_s if clock else None
+        try:
+            await client.device_information()
+        except AuthRefused as e:
+            return HealthItem(
+                **base,
+                reachable=True,
+                authenticated=False,
+                latency_ms=latency,
+                clock_skew_s=skew,
+                error=_error(e),
+            )
+        except DeviceError as e:
+            # answered the clock, then nothing usable (a truncated or oversized answer, silence):
+            # the device serves no working ONVIF, which counts as a miss, with the reason kept
+            if not e.answered:
+                await self.pool.discard(client)
+            return HealthItem(**base, reachable=False, latency_ms=latency, clock_skew_s=skew, error=_error(e))
+        return HealthItem(**base, reachable=True, authenticated=True, latency_ms=latency, clock_skew_s=skew)
+
+    async def _health_without_onvif(self, a: Assignment, base: dict[str, Any]) -> HealthItem:
+        """No ONVIF registered: the snapshot URL (or the RTSP stream) is the only sign of life."""
+        t0 = time.perf_counter()
+        try:
+            if a.snapshot_url:
+                await fetch_snapshot(
+                    a.snapshot_url,
+                    decode=False,
+                    max_bytes=self.settings.snapshot_max_bytes,
+                    connect_timeout_s=self.settings.call_timeout_s,
+                    read_timeout_s=self.settings.call_timeout_s,
+                )
+            elif a.rtsp_url:
+                await rtsp.fetch_frame(a.rtsp_url, timeout_s=self.settings.rtsp_timeout_s)
+                return HealthItem(
+                    **base,
+                    reachable=True,
+                    stream_ok=True,
+                    latency_ms=round((time.perf_counter() - t0) * 1000, 1),
+                )
+            else:
+                return HealthItem(**base, reachable=False, error="bad_answer: nothing registered to check")
+        except AuthRefused as e:
+            return HealthItem(**base, reachable=True, authenticated=False, error=_error(e))
+        except DeviceError as e:
+            return HealthItem(**base, reachable=False, error=_error(e))
+        return HealthItem(**base, reachable=True, latency_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    # -- snapshot --------------------------------------------------------------------------------
+
+    async def _snapshot_url(self, a: Assignment) -> str | None:
+        if a.snapshot_url:
+            return a.snapshot_url
+        if a.onvif is None:
+            return None
+        cached = self._snapshot_uris.get(a.device_id)
+        if cached and time.monotonic() - cached[1] < SNAPSHOT_URI_TTL_S:
+            return cached[0]
+        o = a.onvif
+        client = await self.pool.get(
+            o.host, o.port, o.username, o.password or "", timeout_s=self.settings.call_timeout_s
+        )
+        profiles = await client.profiles()
+        if not profiles:
+            raise BadAnswer("device lists no media profile")
+        uri = await client.snapshot_uri(profiles[0].token)
+        self._snapshot_uris[a.device_id] = (uri, time.monotonic())
+        return uri
+
+    async def _fetch(self, a: Assignment) -> bytes | None:
+        user = a.onvif.username if a.onvif else ""
+        password = (a.onvif.password or "") if a.onvif else ""
+        try:
+            url = await self._snapshot_url(a)
+            if url:
+                snap = await fetch_snapshot(
+                    url,
+                    user,
+                    password,
+                    decode=False,
+                    client=self.http,
+                    max_bytes=self.settings.snapshot_max_bytes,
+                    connect_timeout_s=self.settings.call_timeout_s,
+                    read_timeout_s=self.settings.call_timeout_s,
+                )
+                return snap.data
+        except AuthRefused:
+            raise  # the stream would refuse the same credentials
+        except DeviceError as e:
+            if not a.rtsp_url:
+                raise
+            log.debug("snapshot of %s failed (%s), trying one RTSP frame", a.device_id, e.code)
+        if a.rtsp_url:
+            jpeg, _, _ = await rtsp.fetch_frame(a.rtsp_url, user, password, self.settings.rtsp_timeout_s)
+            return jpeg
+        return None
+
+    async def snapshot(self, a: Assignment) -> str | None:
+        """Fetch, judge and store one snapshot; returns its outbox key (None when nothing to fetch)."""
+        ts = dt.datetime.now(dt.UTC)
+        t0 = time.perf_counter()
+        try:
+            jpeg = await self._fetch(a)
+            if jpeg is None:
+                return None
+            width, height = jpeg_size(jpeg)
+            if width * height > MAX_PIXELS:
+                raise BadAnswer(f"snapshot declares {width}×{height} pixels, over the limit")
+            async with self._diag:
+                try:
+                    quality = await asyncio.to_thread(self.judge.judge, a.device_id, jpeg)
+                except ValueError as e:  # InvalidSnapshot: it does not decode
+                    raise BadAnswer(f"snapshot does not decode: {e}") from e
+        except DeviceError as e:
+            self.metrics.probes.labels("snapshot", e.code).inc()
+            log.debug("snapshot of %s: %s", a.device_id, e)
+            return None
+        finally:
+            self.metrics.probe_seconds.labels("snapshot").observe(time.perf_counter() - t0)
+        self.metrics.probes.labels("snapshot", "ok").inc()
+        return await self.outbox.call(
+            self.outbox.add_snapshot,
+            self.settings.agent_id,
+            a.device_id,
+            ts,
+            jpeg,
+            sha256=hashlib.sha256(jpeg).hexdigest(),
+            width=width,
+            height=height,
+            quality=quality,
+        )
+
+    async def snapshot_timeout(self, a: Assignment, started: dt.datetime) -> None:
+        self.metrics.probes.labels("snapshot", "timeout").inc()
+
+    def forget(self, device_id: str) -> None:
+        self._snapshot_uris.pop(device_id, None)
+        self.judge.forget(device_id)
