@@ -23,7 +23,7 @@ class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIANWANG_AGENT_", extra="ignore")
 
     central: str = Field(description="the API's base URL, e.g. https://tianwang.example:8000")
-    token: SecretStr = Field(description="an API token of role `agent`")
+    token: SecretStr = Field(min_length=8, description="an API token of role `agent`")
     agent_id: str = Field(default_factory=default_agent_id, pattern=_AGENT_ID.pattern)
     # area-code prefixes this agent reaches; "*" for all. From env: "4403,4401".
     zones: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"], min_length=1)

@@ -45,6 +45,33 @@ def db_upgrade(revision: str = "head") -> None:
     typer.echo(f"database at {revision}: {_redact(url)}")
 
 
+@db_app.command("maintain")
+def db_maintain(
+    ahead_days: Annotated[int | None, typer.Option(help="days of partitions to keep made ahead")] = None,
+    retention_days: Annotated[int | None, typer.Option(help="drop records older than this")] = None,
+) -> None:
+    """Make day partitions ahead and drop those past retention (passes, face and phone sightings)."""
+    from tianwang.storage.db import make_engine
+    from tianwang.trajectories.partitions import maintain_engine
+
+    s = get_settings()
+    engine = make_engine(s.effective_database_url)
+    try:
+        rep = maintain_engine(
+            engine,
+            ahead_days=ahead_days or s.partitions_ahead_days,
+            retention_days=retention_days or s.pass_retention_days,
+        )
+    except Exception as e:
+        raise fail(f"maintenance failed: {type(e).__name__}: {e}") from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"partitions created {len(rep.created)}, dropped {len(rep.dropped)}; "
+        f"rows moved out of default {rep.moved_from_default}, rows past retention deleted {rep.deleted_rows}"
+    )
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -416,7 +443,9 @@ def serve(
 @app.command("agent")
 def agent_cmd(
     central: Annotated[str, typer.Option(help="the API's base URL")],
-    token: Annotated[str, typer.Option(help="an API token of role agent")],
+    token: Annotated[
+        str, typer.Option(help="an API token of role agent (or env TIANWANG_AGENT_TOKEN, not shown by ps)")
+    ] = "",
     agent_id: Annotated[str | None, typer.Option(help="this agent's id (default: the hostname)")] = None,
     zones: Annotated[str | None, typer.Option(help='area-code prefixes: "4403,4401" (default *)')] = None,
     capacity: Annotated[int | None, typer.Option(help="devices it can watch")] = None,
@@ -440,11 +469,10 @@ def agent_cmd(
         "concurrency": concurrency,
         "outbox": outbox,
         "metrics_port": metrics_port,
+        "token": token or None,  # else from TIANWANG_AGENT_TOKEN
     }
     try:
-        settings = AgentSettings(
-            central=central, token=token, **{k: v for k, v in given.items() if v is not None}
-        )
+        settings = AgentSettings(central=central, **{k: v for k, v in given.items() if v is not None})
     except ValidationError as e:
         why = "; ".join(f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors())
         raise fail(why) from None
@@ -459,11 +487,18 @@ def agent_cmd(
 def demo(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     cameras: Annotated[int, typer.Option(help="simulated cameras")] = 50,
+    checkpoints: Annotated[int, typer.Option(help="simulated checkpoints (卡口)")] = 4,
+    fault_share: Annotated[float, typer.Option(help="share of devices given a random fault")] = 0.2,
 ) -> None:
-    """The main job on the embedded default: SQLite, a directory object store, the API."""
+    """The main job on the embedded default: the API, simulated cameras and checkpoints, one agent."""
     from tianwang.demo import run_demo
 
-    run_demo(port=port, cameras=cameras)
+    if cameras < 1 or checkpoints < 0 or not 0 <= fault_share <= 1:
+        raise fail("--cameras ≥ 1, --checkpoints ≥ 0 and 0 ≤ --fault-share ≤ 1")
+    try:
+        run_demo(port=port, cameras=cameras, checkpoints=checkpoints, fault_share=fault_share)
+    except RuntimeError as e:
+        raise fail(str(e)) from None
 
 
 @app.command("simulate")
@@ -495,6 +530,38 @@ def simulate(
         discovery_port,
         mode,
         host,
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("movement")
+def movement(
+    people: Annotated[int, typer.Option(help="simulated people")] = 1000,
+    vehicles: Annotated[int, typer.Option(help="simulated vehicles (taxis and buses included)")] = 600,
+    days: Annotated[int, typer.Option(help="simulated days")] = 1,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 1,
+    out: Annotated[str, typer.Option(help="directory for the JSONL files and truth.json")] = "",
+    feed_url: Annotated[str, typer.Option("--feed", help="API base URL to POST the batches to")] = "",
+    token: Annotated[str, typer.Option(help="agent-role token for --feed")] = "",
+    speedup: Annotated[float, typer.Option(help="simulated seconds per wall second (0: flat out)")] = 0.0,
+    cameras: Annotated[int, typer.Option(help="size of the city (0: vehicles / 5)")] = 0,
+    ocr_error: Annotated[float, typer.Option(help="share of passes with a misread plate")] = 0.01,
+) -> None:
+    """Simulate people and vehicles moving over the synthetic city (see docs/movement.md)."""
+    from simulator.movement.cli import run
+
+    code = run(
+        people=people,
+        vehicles=vehicles,
+        days=days,
+        seed=seed,
+        out=out or None,
+        feed_url=feed_url or None,
+        token=token or None,
+        speedup=speedup,
+        cameras=cameras or None,
+        ocr_error=ocr_error,
     )
     if code:
         raise typer.Exit(code)

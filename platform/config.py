@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     # how often the API re-derives the status of devices whose reports stopped
     sweep_interval_s: float = Field(30.0, ge=1, le=3600)
     max_page: int = 1000
+    # passes and sightings: day partitions made this far ahead, dropped past the retention
+    pass_retention_days: int = Field(365, ge=1, le=36500)
+    partitions_ahead_days: int = Field(7, ge=1, le=366)
+    maintain_interval_s: float = Field(3600.0, ge=10, le=86400)
+    # ingest batches at least this large go through COPY on PostgreSQL
+    ingest_copy_threshold: int = Field(1000, ge=1)
+    # alarm stream: how often a listener re-reads the database (other replicas' alarms), heartbeat
+    alarm_poll_s: float = Field(0.5, gt=0, le=10)
+    sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
     import_max_bytes: int = 50 * 1024 * 1024
 
     @property

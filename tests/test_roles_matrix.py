@@ -51,6 +51,27 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/cameras/{device_id}/health"): HUMANS,
     ("GET", "/api/v1/cameras/{device_id}/snapshots"): HUMANS,
     ("GET", "/api/v1/faults"): {A, S},
+    # passes and sightings: pushed by agents and checkpoint platforms (GA/T 1400 with an agent token)
+    ("POST", "/api/v1/ingest/passes"): {G},
+    ("POST", "/api/v1/ingest/faces"): {G},
+    ("POST", "/api/v1/ingest/phones"): {G},
+    ("POST", "/VIID/MotorVehicles"): {G},
+    # investigations: audited, investigators (and admin)
+    ("GET", "/api/v1/trajectories/vehicle/{plate_no}"): {A, V},
+    ("GET", "/api/v1/trajectories/person/{person_id}"): {A, V},
+    ("GET", "/api/v1/trajectories/phone/{imsi}"): {A, V},
+    ("GET", "/api/v1/audit"): {A},
+    ("POST", "/api/v1/hotlists"): {A, V},
+    ("GET", "/api/v1/hotlists/{hotlist_id}"): {A, V},
+    ("DELETE", "/api/v1/hotlists/{hotlist_id}"): {A, V},
+    ("GET", "/api/v1/alarms"): {A, V},
+    ("GET", "/api/v1/alarms/stream"): {A, V},
+    ("GET", "/api/v1/coverage/summary"): {A, S},
+    ("GET", "/api/v1/coverage/areas"): {A, S},
+    ("GET", "/api/v1/coverage/blind-spots"): {A, S},
+    ("GET", "/api/v1/coverage/history"): {A, S},
+    ("GET", "/api/v1/coverage/enclosure"): {A, S},
+    ("GET", "/api/v1/coverage/report"): {A, S},
 }
 PUBLIC = {("GET", "/healthz")}
 

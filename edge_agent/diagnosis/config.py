@@ -55,8 +55,14 @@ class DiagnosisConfig:
     occlusion_flat_rel: float = 0.12
     occlusion_flat_abs: float = 4.0
     occlusion_share: float = 0.10
-    # Without a reference only texture speaks, and dark road or lawn can look flat: ask for more.
-    occlusion_share_no_ref: float = 0.14
+    # Without a reference only the picture speaks, and sky, road or lawn can be as flat as an object
+    # on the lens: ask for a larger region that reaches the bottom or a side edge and is either much
+    # darker than the rest of the frame (block mean luminance at most `occlusion_no_ref_dark` of the
+    # median of the other blocks) or has next to no gradient (mean below `occlusion_no_ref_still`
+    # grey levels). Sensitive detection is left to the reference comparison.
+    occlusion_share_no_ref: float = 0.20
+    occlusion_no_ref_dark: float = 0.55
+    occlusion_no_ref_still: float = 0.5
     # With a reference, a block only counts when it was textured in it (relative texture above this).
     occlusion_ref_textured: float = 0.25
     # ... or when its mean luminance (relative to the frame's median block) moved by this share.

@@ -178,22 +178,38 @@ def _occlusion(tex: np.ndarray, p90: float, means: np.ndarray, ref: Reference | 
     # Blown-out blocks are flat because of exposure, not because something covers the lens.
     flat = (tex < min(cfg.occlusion_flat_rel * p90, cfg.occlusion_flat_abs)) & (means < 240)
     means = means / max(float(np.median(means)), 1.0)
-    if ref is not None and ref.texture.shape == tex.shape:
+    with_ref = ref is not None and ref.texture.shape == tex.shape
+    if ref is not None and with_ref:
         # Only blocks that changed from the reference count: a flat sky or a dark night field is
         # part of the view; a flat patch where buildings stood, or a road turned dark, is not.
         changed = np.abs(means - ref.means) > cfg.occlusion_mean_change * np.maximum(ref.means, 0.2)
         flat &= (ref.texture > cfg.occlusion_ref_textured) | changed
-        top_sky = False
-    else:
-        top_sky = True
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    rows, cols = tex.shape
     best = 0
     for i in range(1, n):
-        y, h = stats[i, cv2.CC_STAT_TOP], stats[i, cv2.CC_STAT_HEIGHT]
-        # Without a reference, a flat region hanging from the top edge is taken for sky.
-        if top_sky and y == 0 and y + h < tex.shape[0]:
+        area = int(stats[i, cv2.CC_STAT_AREA])
+        if area <= best:
             continue
-        best = max(best, int(stats[i, cv2.CC_STAT_AREA]))
+        if not with_ref:
+            # Without a reference only the picture speaks, and a clear sky, a wet road or a lawn
+            # can be as flat as tape on the lens. Something on the lens is held at the housing's
+            # edge, so it reaches the bottom or a side (a region hanging from the top is sky), and
+            # it is unlike the view: much darker than the rest (unlit from behind) or with next
+            # to no gradient at all (out of focus).
+            x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP,
+                                                    cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))  # fmt: skip
+            if not (y + h == rows or x == 0 or x + w == cols):
+                continue
+            inside = labels == i
+            rest = means[~inside]
+            darker = float(means[inside].mean()) <= cfg.occlusion_no_ref_dark * float(
+                np.median(rest) if rest.size else 1.0
+            )
+            still = float(tex[inside].mean()) <= cfg.occlusion_no_ref_still
+            if not (darker or still):
+                continue
+        best = area
     return best / tex.size
 
 

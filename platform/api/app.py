@@ -17,16 +17,21 @@ from tianwang.api.routers import (
     camera_bulk,
     cameras,
     checkpoints,
+    coverage,
     evidence,
+    hotlists,
     ingest,
+    ingest_sightings,
     objects,
     places,
     system,
+    trajectories,
 )
 from tianwang.api.routers import probe as probe_router
 from tianwang.config import Settings, get_settings
 from tianwang.context import AppContext
 from tianwang.storage import migrate
+from tianwang.trajectories.wake import AlarmHub
 
 log = logging.getLogger("tianwang.api")
 
@@ -51,6 +56,28 @@ async def _sweep_forever(ctx: AppContext) -> None:
             log.exception("status sweep failed; retrying next interval")
 
 
+async def _maintain_forever(ctx: AppContext) -> None:
+    """Keep day partitions ahead and drop those past retention (idempotent; replicas take turns)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from tianwang.trajectories.partitions import maintain_engine
+
+    s = ctx.settings
+    while True:
+        try:
+            rep = await run_in_threadpool(
+                maintain_engine,
+                ctx.db.engine,
+                ahead_days=s.partitions_ahead_days,
+                retention_days=s.pass_retention_days,
+            )
+            if rep.created or rep.dropped:
+                log.info("partitions: created %s, dropped %s", rep.created, rep.dropped)
+        except Exception:
+            log.exception("partition maintenance failed; retrying next interval")
+        await asyncio.sleep(s.maintain_interval_s)
+
+
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -64,12 +91,14 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             raise RuntimeError("the database is not at the newest migration: run `tianwang db upgrade`")
         c.store.ensure_bucket()
         sweeper = asyncio.create_task(_sweep_forever(c))
+        maintainer = asyncio.create_task(_maintain_forever(c))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, maintainer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if own:
                 c.close()
 
@@ -81,6 +110,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     )
     app.state.ctx = ctx
     app.state.notifier = Notifier()
+    app.state.alarm_hub = AlarmHub()
     problems.install(app)
     app.include_router(system.router)
     app.include_router(objects.router)
@@ -92,4 +122,8 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(agents.router)
     app.include_router(ingest.router)
     app.include_router(evidence.router)
+    app.include_router(ingest_sightings.router)
+    app.include_router(trajectories.router)
+    app.include_router(hotlists.router)
+    app.include_router(coverage.router)
     return app

@@ -9,6 +9,7 @@ camera is called offline (离线) or faulty (故障).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -72,9 +73,16 @@ def derive_status(
     return Verdict("online", f"answered at {_iso(last_checked)}")
 
 
+# Called with the device id whenever a status changes in this process (the coverage model listens).
+status_listeners: list[Callable[[str], None]] = []
+
+
 def _apply(dev: Device, v: Verdict, now: dt.datetime) -> None:
     if dev.status != v.status:
         dev.status_since = now
+        device_id = dev.device_id if isinstance(dev, Camera) else dev.checkpoint_id
+        for notify in tuple(status_listeners):
+            notify(device_id)
     dev.status, dev.status_reason = v.status, v.reason[:500]
 
 

@@ -27,6 +27,8 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 Bool = NDArray[np.bool_]
 Geoms = NDArray[np.object_]
+# an area code (cells whose code starts with it), a bool mask over the cells, or None for everything
+Scope = str | NDArray[np.bool_] | None
 
 # sag between an arc chord and the true circle is kept below this, so polygon sectors are
 # short of the exact sector by at most a few centimetres at any range
@@ -545,26 +547,29 @@ class CoverageModel:
 
     # ---------------- figures
 
-    def _scope_cells(self, scope: str | None) -> Bool:
+    def _scope_cells(self, scope: Scope) -> Bool:
         if scope is None:
             return np.ones(len(self.cell_geoms), bool)
+        if not isinstance(scope, str):  # a mask over the cells, for areas not named by code prefix
+            m = np.asarray(scope, dtype=bool).ravel()
+            if len(m) != len(self.cell_geoms):
+                raise CoverageInputError(f"cell scope has {len(m)} values for {len(self.cell_geoms)} cells")
+            return m
         return np.array([c.startswith(scope) for c in self.cells.codes], bool)
 
-    def _scope_pieces(self, scope: str | None) -> Bool:
+    def _scope_pieces(self, scope: Scope) -> Bool:
         if scope is None:
             return np.ones(len(self.piece_geoms), bool)
         cm = self._scope_cells(scope)
         return (self.piece_cell >= 0) & cm[np.maximum(self.piece_cell, 0)]
 
-    def _scope_sites(self, scope: str | None) -> Bool:
+    def _scope_sites(self, scope: Scope) -> Bool:
         if scope is None:
             return np.ones(len(self.site_geoms), bool)
         cm = self._scope_cells(scope)
         return (self.site_cell >= 0) & cm[np.maximum(self.site_cell, 0)]
 
-    def summary(
-        self, scope: str | None = None, *, designed: bool = False, mask: Any = None
-    ) -> CoverageSummary:
+    def summary(self, scope: Scope = None, *, designed: bool = False, mask: Any = None) -> CoverageSummary:
         """Figures for all data or for the cells whose code starts with `scope` (an area code).
 
         `designed=True` counts every camera (as designed); `mask` counts the given cameras
@@ -619,7 +624,7 @@ class CoverageModel:
 
     # ---------------- blind spots
 
-    def blind_roads(self, min_length_m: float = 20.0, scope: str | None = None) -> dict[str, Any]:
+    def blind_roads(self, min_length_m: float = 20.0, scope: Scope = None) -> dict[str, Any]:
         """Uncovered road stretches at least `min_length_m` long, as lon/lat LineStrings."""
         if min_length_m < 0:
             raise CoverageInputError("min_length_m must be ≥ 0")
@@ -682,7 +687,7 @@ class CoverageModel:
         ]
         return {"type": "FeatureCollection", "features": feats}
 
-    def blind_cells(self, scope: str | None = None) -> dict[str, Any]:
+    def blind_cells(self, scope: Scope = None) -> dict[str, Any]:
         """Grid cells with road that are not covered under the cell rule, as their polygons."""
         cell_len, cell_cov = self._cell_lengths(self.piece_covered)
         cm = self._scope_cells(scope)
@@ -702,7 +707,7 @@ class CoverageModel:
         ]
         return {"type": "FeatureCollection", "features": feats}
 
-    def blind_key_sites(self, scope: str | None = None) -> dict[str, Any]:
+    def blind_key_sites(self, scope: Scope = None) -> dict[str, Any]:
         """Key sites seen by fewer than k intact cameras."""
         sm = self._scope_sites(scope)
         bad = np.flatnonzero(sm & (self.site_count < self.k_sites))

@@ -318,3 +318,158 @@ class Snapshot(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_snapshots_device_ts", "device_id", "ts"),)
+
+
+# ---- passes and sightings (三轨 records), hotlists, alarms, audit --------------------------------
+# The record tables are range-partitioned by day on `ts` in PostgreSQL (created that way by
+# migration 0004; the partitions live in the schema `parts`). Their primary key leads with the
+# subject and holds `ts`, so it is legal on a partitioned table, serves "one subject over a time
+# range" as its b-tree, and stays unique per shard when Citus distributes by subject: there is
+# deliberately no global unique constraint on `key` alone (see docs/scale.md).
+_PARTITIONED = {"postgresql_partition_by": "RANGE (ts)"}
+
+
+class Pass(Base):
+    """A vehicle pass (过车记录) read at a checkpoint lane: the unit of a vehicle trajectory."""
+
+    __tablename__ = "passes"
+
+    plate_no: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(String(20))
+    lane: Mapped[int | None] = mapped_column(Integer, default=None)
+    plate_color: Mapped[str | None] = mapped_column(String(2), default=None)
+    vehicle_type: Mapped[str | None] = mapped_column(String(10), default=None)
+    vehicle_color: Mapped[str | None] = mapped_column(String(2), default=None)
+    speed_kmh: Mapped[float | None] = mapped_column(Float, default=None)
+    direction_deg: Mapped[float | None] = mapped_column(Float, default=None)
+    image_key: Mapped[str | None] = mapped_column(String(1000), default=None)
+    device_id: Mapped[str | None] = mapped_column(String(20), default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_passes_ts_brin", "ts", postgresql_using="brin"),
+        Index("ix_passes_checkpoint_ts", "checkpoint_id", "ts"),
+        _PARTITIONED,
+    )
+
+
+class FaceSighting(Base):
+    """A face seen by a face camera and matched to a person id by the face system (人脸抓拍)."""
+
+    __tablename__ = "face_sightings"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    image_key: Mapped[str | None] = mapped_column(String(1000), default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_face_sightings_ts_brin", "ts", postgresql_using="brin"),
+        Index("ix_face_sightings_camera_ts", "camera_id", "ts"),
+        _PARTITIONED,
+    )
+
+
+class PhoneSighting(Base):
+    """A phone (IMSI) heard by a phone-signal fence (电子围栏 / 侦码)."""
+
+    __tablename__ = "phone_sightings"
+
+    imsi: Mapped[str] = mapped_column(String(15), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fence_id: Mapped[str] = mapped_column(String(64))
+    imei: Mapped[str | None] = mapped_column(String(16), default=None)
+    mac: Mapped[str | None] = mapped_column(String(17), default=None)
+    rssi: Mapped[float | None] = mapped_column(Float, default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_phone_sightings_ts_brin", "ts", postgresql_using="brin"),
+        Index("ix_phone_sightings_fence_ts", "fence_id", "ts"),
+        _PARTITIONED,
+    )
+
+
+class Hotlist(Base):
+    """A hotlist (布控): plates, phones or persons to be alarmed on, for a case and a time window."""
+
+    __tablename__ = "hotlists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    case_no: Mapped[str] = mapped_column(String(64), index=True)
+    valid_from: Mapped[dt.datetime] = mapped_column()
+    valid_to: Mapped[dt.datetime] = mapped_column()
+    priority: Mapped[int] = mapped_column(Integer)
+    fuzzy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # withdrawn, not deleted: alarms already raised keep pointing at it
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class HotlistEntry(Base):
+    __tablename__ = "hotlist_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hotlist_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("hotlists.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))  # plate | imsi | person
+    value: Mapped[str] = mapped_column(String(64))
+    # plates only: the OCR-equivalent key, for hotlists with fuzzy matching
+    match_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    note: Mapped[str | None] = mapped_column(String(500), default=None)
+
+    __table_args__ = (
+        Index("ix_hotlist_entries_kind_value", "kind", "value"),
+        Index("ix_hotlist_entries_kind_match_key", "kind", "match_key"),
+    )
+
+
+class Alarm(Base):
+    """A hotlist hit (布控告警), stored with the record that raised it; the id orders the stream."""
+
+    __tablename__ = "alarms"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    hotlist_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("hotlists.id", ondelete="CASCADE"), index=True
+    )
+    entry_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # plate | imsi | person
+    subject: Mapped[str] = mapped_column(String(64))  # what was seen (plate as read, imsi, person id)
+    listed: Mapped[str] = mapped_column(String(64))  # what the hotlist names
+    record_key: Mapped[str] = mapped_column(String(128))
+    sensor_id: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[dt.datetime] = mapped_column()
+    lon: Mapped[float | None] = mapped_column(Float, default=None)
+    lat: Mapped[float | None] = mapped_column(Float, default=None)
+    priority: Mapped[int] = mapped_column(Integer)
+    case_no: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AuditEntry(Base):
+    """Who asked what, when, for which case (查询事由). Append-only: PostgreSQL refuses UPDATE/DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    user_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    route: Mapped[str] = mapped_column(String(100))
+    case_no: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result_size: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_audit_log_user_at", "user_name", "at"),)

@@ -62,6 +62,9 @@ class CityParams:
     entry_every: int = 4  # every n-th grid line leaves the city at both ends
     unguarded: int | None = None  # entries left without a checkpoint; default max(1, entries // 20)
     key_sites: int | None = None  # default max(4, cameras // 50)
+    # optional extras for the movement simulator; at 0 (the default) the city is byte-for-byte the same
+    inner_checkpoints: int = 0  # checkpoints on inner roads (major roads first), without cameras
+    face_cameras: int = 0  # face cameras on top of `cameras`: at key sites and at major junctions
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,6 +84,10 @@ class CityParams:
             problems.append("unguarded must be ≥ 0")
         if self.key_sites is not None and self.key_sites < 0:
             problems.append("key_sites must be ≥ 0")
+        if not 0 <= self.inner_checkpoints <= 100_000:
+            problems.append("inner_checkpoints must be between 0 and 100,000")
+        if not 0 <= self.face_cameras <= 100_000:
+            problems.append("face_cameras must be between 0 and 100,000")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -425,6 +432,8 @@ def generate_city(params: CityParams | None = None) -> City:
         sites=(sites_xy, site_cat),
         ll=ll,
     )
+    if p.inner_checkpoints or p.face_cameras:
+        _extras(city, tree, np.column_stack([all_x, all_y]), sites_xy, site_cat, ll)
     return city
 
 
@@ -779,3 +788,93 @@ def _cam_name(role: str, ref: int, city: City, site_cats: list[str]) -> str:
     if role in ("along", "across"):
         return f"{city.edge_id(ref)}路段"
     return "小区内部"
+
+
+# inner checkpoints by road class: the major roads carry most of them, as in a real city
+_INNER_WEIGHT = {"primary": 8.0, "arterial": 8.0, "ring": 6.0, "secondary": 4.0, "tertiary": 1.5}
+
+
+def _extras(city: City, tree: _AreaTree, xy: F64, sites_xy: F64, site_cats: list[str], ll: Any) -> None:
+    """Inner checkpoints and extra face cameras, drawn from a stream of their own so that the rest
+    of the city does not change when they are asked for."""
+    p = city.params
+    rng = np.random.default_rng([p.seed, 0x6D76])
+    eu, ev = city.edge_u, city.edge_v
+    inner = np.flatnonzero(city.node_inside[eu] & city.node_inside[ev])
+    w = np.array([_INNER_WEIGHT.get(city.edge_class[int(e)], 0.3) for e in inner]) * city.edge_length_m[inner]
+    k = min(p.inner_checkpoints, len(inner))
+    chosen = np.sort(rng.choice(inner, k, replace=False, p=w / w.sum())) if k else np.zeros(0, np.int64)
+    d = xy[ev[chosen]] - xy[eu[chosen]]
+    cp_xy = xy[eu[chosen]] + d * 0.5
+    heading = _bearing(d[:, 0], d[:, 1])
+    n_face = p.face_cameras
+    at_site = n_face // 2 if len(site_cats) else 0
+    si = rng.integers(0, max(1, len(site_cats)), at_site)
+    ang = rng.uniform(0, 2 * np.pi, at_site)
+    dist = rng.uniform(15, 30, at_site)
+    f_xy = [
+        sites_xy[si] + np.stack([np.sin(ang), np.cos(ang)], 1) * dist[:, None]
+        if at_site
+        else np.zeros((0, 2))
+    ]
+    f_head = [_bearing(-np.sin(ang), -np.cos(ang))]
+    # junction face cameras: at a major road's node, looking down it (pedestrians and drivers' faces)
+    n_j = n_face - at_site
+    major = inner[np.isin(np.array([city.edge_class[int(e)] for e in inner]), list(_INNER_WEIGHT))]
+    je = rng.choice(major if len(major) else inner, n_j)
+    jd = xy[ev[je]] - xy[eu[je]]
+    jn = jd / np.maximum(np.hypot(jd[:, 0], jd[:, 1]), 1e-9)[:, None]
+    f_xy.append(xy[eu[je]] + np.stack([jn[:, 1], -jn[:, 0]], 1) * 4.0)
+    f_head.append(_bearing(jn[:, 0], jn[:, 1]))
+    all_xy = np.vstack([cp_xy, *f_xy])
+    lon, lat = ll(all_xy[:, 0], all_xy[:, 1])
+    x0, y0, x1, y1 = city.boundary
+    lon, lat = np.clip(lon, x0 + 1e-7, x1 - 1e-7), np.clip(lat, y0 + 1e-7, y1 - 1e-7)
+    dist_code, cell_code, station = tree.locate(lon, lat)
+    serial: dict[str, int] = {}
+
+    def next_id(district: str, type_code: str, base: int) -> str:
+        # serial series of their own (121: 6xxxxx, 132: 5xxxxx) so ids never meet the base city's
+        k = f"{district}{type_code}"
+        serial[k] = serial.get(k, base) + 1
+        return f"{district}0000{type_code}0{serial[k]:06d}"
+
+    for i, e in enumerate(chosen.tolist()):
+        cls = city.edge_class[e]
+        city.checkpoints.append(
+            {
+                "checkpoint_id": next_id(str(dist_code[i]), "121", 600000),
+                "name": f"{city.edge_id(e)}治安卡口",
+                "lon": round(float(lon[i]), 7),
+                "lat": round(float(lat[i]), 7),
+                "direction_deg": round(float(heading[i]), 1),
+                "lanes": 4 if cls in ("primary", "arterial", "ring") else 2,
+                "road": city.edge_id(e),
+                "area_code": str(cell_code[i]),
+            }
+        )
+    heads = np.concatenate(f_head) % 360.0 if n_face else np.zeros(0)
+    for q in range(n_face):
+        j = k + q
+        site = q < at_site
+        body: dict[str, Any] = {
+            "device_id": next_id(str(dist_code[j]), "132", 500000),
+            "name": f"{city.key_sites[int(si[q])]['name']}人脸"
+            if site
+            else f"{city.edge_id(int(je[q - at_site]))}路口人脸",
+            "kind": "face",
+            "lon": round(float(lon[j]), 7),
+            "lat": round(float(lat[j]), 7),
+            "heading_deg": round(float(heads[q] + rng.normal(0, 5)) % 360.0, 1),
+            "hfov_deg": round(float(rng.uniform(30, 50)), 1),
+            "range_m": round(float(rng.uniform(30, 40)), 1),
+            "point_class": 1,
+            "area_code": str(cell_code[j]),
+            "ptz_type": PTZ_TYPE["face"],
+            "room_type": 1,
+            "supply_light_type": 2,
+            "police_station": station[j],
+        }
+        if site:
+            body["position_type"] = POSITION_TYPE[site_cats[int(si[q])]]
+        city.cameras.append(body)

@@ -1,0 +1,159 @@
+"""Hotlists (布控) and their alarms: create / read / withdraw, the alarm list and the live stream (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from tianwang.api.audit import Audited, audited
+from tianwang.api.deps import DB, Ctx, require
+from tianwang.auth.tokens import Principal
+from tianwang.errors import TianwangError, ValidationFailed
+from tianwang.pagination import decode_cursor, encode_cursor
+from tianwang.storage.models import Role
+from tianwang.trajectories import audit, hotlists
+
+router = APIRouter(prefix="/api/v1", tags=["hotlists"])
+Investigator = Annotated[Principal, Depends(require(Role.investigator))]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+HotlistId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+# alarms read per database round trip of one stream: what a slow client can make the server hold
+STREAM_BATCH = 200
+
+
+class NotAcceptable(TianwangError):
+    status = 406
+    title = "Not acceptable"
+    type_ = "urn:tianwang:problem:not-acceptable"
+
+
+@router.post("/hotlists", status_code=201)
+def create_hotlist(body: hotlists.HotlistIn, db: DB, who: Investigator) -> dict[str, Any]:
+    case_no = audit.check_case_no(body.case_no)
+    h = hotlists.create(db, body.model_copy(update={"case_no": case_no}), who.name)
+    h, entries = hotlists.get(db, h.id)
+    audit.record(
+        db,
+        user=who.name,
+        role=who.role.value,
+        route="hotlists.create",
+        case_no=case_no,
+        params={"hotlist_id": h.id, "name": h.name, "entries": len(entries), "fuzzy": h.fuzzy},
+        result_size=len(entries),
+    )
+    return hotlists.hotlist_dict(h, entries)
+
+
+@router.get("/hotlists/{hotlist_id}")
+def get_hotlist(
+    hotlist_id: HotlistId, db: DB, a: Annotated[Audited, Depends(audited("hotlists.get"))]
+) -> dict[str, Any]:
+    h, entries = hotlists.get(db, hotlist_id)
+    a.record(db, {"hotlist_id": hotlist_id}, len(entries))
+    return hotlists.hotlist_dict(h, entries)
+
+
+@router.delete("/hotlists/{hotlist_id}")
+def withdraw_hotlist(
+    hotlist_id: HotlistId, db: DB, a: Annotated[Audited, Depends(audited("hotlists.withdraw"))]
+) -> dict[str, Any]:
+    """Withdraw (撤控): no more alarms; the hotlist and its alarms stay on record."""
+    h = hotlists.revoke(db, hotlist_id, a.principal.name)
+    _, entries = hotlists.get(db, h.id)
+    a.record(db, {"hotlist_id": hotlist_id}, 1)
+    return hotlists.hotlist_dict(h, entries)
+
+
+@router.get("/alarms")
+def list_alarms(
+    db: DB,
+    _who: Investigator,
+    since: dt.datetime | None = None,
+    limit: Limit = 1000,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Stored alarms, oldest first; `since` filters on when they were raised."""
+    if since is not None and since.tzinfo is None:
+        raise ValidationFailed(
+            "since needs a UTC offset", errors=[{"field": "since", "message": "naive time"}]
+        )
+    rows = hotlists.list_alarms(db, since=since, after_id=decode_cursor(cursor), limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [hotlists.alarm_dict(a) for a in rows],
+        "next_cursor": encode_cursor(rows[-1].id) if more and rows else None,
+    }
+
+
+@router.get(
+    "/alarms/stream",
+    summary="Live alarms as server-sent events (send Accept: text/event-stream; resumes from Last-Event-ID)",
+)
+async def alarm_stream(
+    request: Request,
+    ctx: Ctx,
+    _who: Investigator,
+    after: Annotated[int | None, Query(ge=0, description="resume after this alarm id")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        raise NotAcceptable("this route streams server-sent events: send Accept: text/event-stream")
+    start = after
+    if last_event_id:
+        if not last_event_id.strip().isdigit():
+            raise ValidationFailed(
+                "Last-Event-ID must be an alarm id",
+                errors=[{"field": "Last-Event-ID", "message": "not an id"}],
+            )
+        start = int(last_event_id)
+    if start is None:
+        with ctx.db.session() as s:
+            start = hotlists.last_alarm_id(s)
+    hub = request.app.state.alarm_hub
+    poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
+
+    def fetch(after_id: int) -> list[dict[str, Any]]:
+        with ctx.db.session() as s:
+            return [
+                hotlists.alarm_dict(a)
+                for a in hotlists.list_alarms(s, since=None, after_id=after_id, limit=STREAM_BATCH)
+            ]
+
+    async def events(last: int) -> AsyncIterator[str]:
+        wake = hub.subscribe()
+        beat = time.monotonic()
+        try:
+            yield f"retry: 2000\n: stream from alarm {last}\n\n"
+            while True:
+                rows = await run_in_threadpool(fetch, last)
+                for a in rows:
+                    last = a["id"]
+                    yield f"id: {last}\nevent: alarm\ndata: {json.dumps(a, ensure_ascii=False)}\n\n"
+                if len(rows) == STREAM_BATCH:
+                    continue
+                if time.monotonic() - beat >= beat_s:
+                    beat = time.monotonic()
+                    yield ": heartbeat\n\n"
+                    if await request.is_disconnected():
+                        return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(poll_s, beat_s))
+                wake.clear()
+        finally:
+            hub.unsubscribe(wake)
+
+    return StreamingResponse(
+        events(start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

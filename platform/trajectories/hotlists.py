@@ -1,0 +1,262 @@
+"""Hotlists (布控) and their alarms: what is wanted, and the hits raised when it is seen.
+
+An alarm is stored in the same transaction as the record that raised it, so a committed pass is
+never without its alarm and delivery survives a restart; listeners are woken after the commit
+and read the alarms from the database (the stream resumes from an alarm id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy.orm import Session
+
+from tianwang.checkpoints import plates
+from tianwang.errors import NotFound, ValidationFailed
+from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, utcnow
+
+Kind = Literal["plate", "imsi", "person"]
+CHUNK = 5000
+
+
+class EntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    plate_no: str | None = Field(None, max_length=40)
+    imsi: str | None = Field(None, pattern=r"^\d{6,15}$")
+    person_id: str | None = Field(None, min_length=1, max_length=64)
+    note: str | None = Field(None, max_length=500)
+
+    @model_validator(mode="after")
+    def _one(self) -> EntryIn:
+        named = [x for x in (self.plate_no, self.imsi, self.person_id) if x]
+        if len(named) != 1:
+            raise ValueError("an entry names exactly one of plate_no, imsi, person_id")
+        return self
+
+
+class HotlistIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=1000)
+    case_no: str = Field(min_length=1, max_length=64)
+    valid_from: dt.datetime
+    valid_to: dt.datetime
+    priority: int = Field(ge=0, le=100)
+    fuzzy: bool = False
+    entries: list[EntryIn] = Field(min_length=1, max_length=10_000)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A newly stored record, as the matcher needs it."""
+
+    subject: str
+    ts: dt.datetime
+    key: str
+    sensor_id: str
+    lon: float | None
+    lat: float | None
+
+
+def create(session: Session, body: HotlistIn, created_by: str) -> Hotlist:
+    errors: list[dict[str, str]] = []
+    for name in ("valid_from", "valid_to"):
+        if getattr(body, name).tzinfo is None:
+            errors.append({"field": name, "message": "needs a UTC offset"})
+    if not errors and body.valid_to <= body.valid_from:
+        errors.append({"field": "valid_to", "message": "must be after valid_from"})
+    entries: list[HotlistEntry] = []
+    for i, e in enumerate(body.entries):
+        if e.plate_no:
+            try:
+                p = plates.parse(e.plate_no)
+            except plates.InvalidPlate as exc:
+                errors.append({"field": f"entries.{i}.plate_no", "message": exc.detail})
+                continue
+            entries.append(
+                HotlistEntry(
+                    kind="plate", value=p.plate_no, match_key=plates.ocr_key(p.plate_no), note=e.note
+                )
+            )
+        elif e.imsi:
+            entries.append(HotlistEntry(kind="imsi", value=e.imsi, note=e.note))
+        else:
+            entries.append(HotlistEntry(kind="person", value=str(e.person_id), note=e.note))
+    if errors:
+        raise ValidationFailed("the hotlist has invalid fields", errors=errors)
+    h = Hotlist(
+        name=body.name,
+        reason=body.reason,
+        case_no=body.case_no,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        priority=body.priority,
+        fuzzy=body.fuzzy,
+        created_by=created_by,
+        created_at=utcnow(),
+    )
+    session.add(h)
+    session.flush()
+    for en in entries:
+        en.hotlist_id = h.id
+    session.add_all(entries)
+    session.flush()
+    return h
+
+
+def get(session: Session, hotlist_id: int) -> tuple[Hotlist, list[HotlistEntry]]:
+    h = session.get(Hotlist, hotlist_id)
+    if h is None:
+        raise NotFound(f"hotlist {hotlist_id} does not exist")
+    entries = list(
+        session.scalars(select(HotlistEntry).where(HotlistEntry.hotlist_id == h.id).order_by(HotlistEntry.id))
+    )
+    return h, entries
+
+
+def revoke(session: Session, hotlist_id: int, by: str) -> Hotlist:
+    """Withdraw a hotlist (撤控): it raises no more alarms; it and its alarms stay on record."""
+    h, _ = get(session, hotlist_id)
+    if h.revoked_at is None:
+        h.revoked_at, h.revoked_by = utcnow(), by
+        session.flush()
+    return h
+
+
+def is_active(h: Hotlist, at: dt.datetime) -> bool:
+    return h.revoked_at is None and h.valid_from <= at <= h.valid_to
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(values), CHUNK):
+        yield values[i : i + CHUNK]
+
+
+def _one_of(col: Any, values: list[str], pg: bool) -> Any:
+    # PostgreSQL: one array parameter (`= ANY`), not a thousand bound parameters to render and plan
+    if pg:
+        return col == any_(bindparam(None, values, type_=PG_ARRAY(String)))
+    return col.in_(values)
+
+
+def match(session: Session, kind: Kind, seen: list[Seen]) -> list[Alarm]:
+    """Alarms for the records that hit a hotlist entry in force at the record's time; stored (flushed)."""
+    if not seen:
+        return []
+    subjects = sorted({s.subject for s in seen})
+    found: dict[int, tuple[HotlistEntry, Hotlist]] = {}
+    base = (
+        select(HotlistEntry, Hotlist)
+        .join(Hotlist, Hotlist.id == HotlistEntry.hotlist_id)
+        .where(HotlistEntry.kind == kind, Hotlist.revoked_at.is_(None))
+    )
+    pg = session.get_bind().dialect.name == "postgresql"
+    for part in _chunks(subjects):
+        for e, h in session.execute(base.where(_one_of(HotlistEntry.value, part, pg))):
+            found[e.id] = (e, h)
+    ocr: dict[str, str] = {}
+    if kind == "plate":
+        ocr = {s: plates.ocr_key(s) for s in subjects}
+        for part in _chunks(sorted(set(ocr.values()))):
+            q = base.where(Hotlist.fuzzy.is_(True), _one_of(HotlistEntry.match_key, part, pg))
+            for e, h in session.execute(q):
+                found[e.id] = (e, h)
+    if not found:
+        return []
+    by_value: dict[str, list[tuple[HotlistEntry, Hotlist]]] = {}
+    for e, h in found.values():
+        by_value.setdefault(e.value, []).append((e, h))
+        if h.fuzzy and e.match_key:
+            by_value.setdefault("~" + e.match_key, []).append((e, h))
+    alarms: list[Alarm] = []
+    now = utcnow()
+    for s in seen:
+        hits = list(by_value.get(s.subject, []))
+        if kind == "plate":
+            hits += [x for x in by_value.get("~" + ocr[s.subject], []) if x not in hits]
+        for e, h in hits:
+            if not is_active(h, s.ts):
+                continue
+            alarms.append(
+                Alarm(
+                    hotlist_id=h.id,
+                    entry_id=e.id,
+                    kind=kind,
+                    subject=s.subject,
+                    listed=e.value,
+                    record_key=s.key,
+                    sensor_id=s.sensor_id,
+                    ts=s.ts,
+                    lon=s.lon,
+                    lat=s.lat,
+                    priority=h.priority,
+                    case_no=h.case_no,
+                    created_at=now,
+                )
+            )
+    session.add_all(alarms)
+    session.flush()
+    return alarms
+
+
+def list_alarms(
+    session: Session, *, since: dt.datetime | None, after_id: int | None, limit: int
+) -> list[Alarm]:
+    stmt = select(Alarm)
+    if since is not None:
+        stmt = stmt.where(Alarm.created_at >= since)
+    if after_id is not None:
+        stmt = stmt.where(Alarm.id > after_id)
+    return list(session.scalars(stmt.order_by(Alarm.id).limit(limit)))
+
+
+def last_alarm_id(session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.coalesce(func.max(Alarm.id), 0))) or 0)
+
+
+def alarm_dict(a: Alarm) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "hotlist_id": a.hotlist_id,
+        "entry_id": a.entry_id,
+        "kind": a.kind,
+        "subject": a.subject,
+        "listed": a.listed,
+        "record_key": a.record_key,
+        "sensor_id": a.sensor_id,
+        "ts": a.ts.isoformat(),
+        "lon": a.lon,
+        "lat": a.lat,
+        "priority": a.priority,
+        "case_no": a.case_no,
+        "created_at": a.created_at.isoformat(),
+    }
+
+
+def hotlist_dict(h: Hotlist, entries: list[HotlistEntry]) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "name": h.name,
+        "reason": h.reason,
+        "case_no": h.case_no,
+        "valid_from": h.valid_from.isoformat(),
+        "valid_to": h.valid_to.isoformat(),
+        "priority": h.priority,
+        "fuzzy": h.fuzzy,
+        "created_by": h.created_by,
+        "created_at": h.created_at.isoformat(),
+        "revoked_at": h.revoked_at.isoformat() if h.revoked_at else None,
+        "revoked_by": h.revoked_by,
+        "active": is_active(h, utcnow()),
+        "entries": [{"id": e.id, "kind": e.kind, "value": e.value, "note": e.note} for e in entries],
+    }

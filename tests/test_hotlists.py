@@ -1,0 +1,239 @@
+"""Hotlists (布控): matching on ingest (exact and OCR-equivalent), alarms stored with the record,
+the live stream over SSE with Last-Event-ID resume, and alarms still listed after a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from tests.conftest import LiveServer, auth
+from tests.sightings_support import CP2, FACE_CAMERA, base_time, pass_item, seed
+from tianwang.api.app import create_app
+from tianwang.auth.tokens import create_token
+from tianwang.config import Settings
+from tianwang.context import AppContext
+from tianwang.trajectories import records
+
+TIMEOUT = httpx.Timeout(10.0)
+
+
+def _hotlist(t: dt.datetime, entries: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+    return {
+        "name": "盗抢车辆",
+        "reason": "stolen vehicle",
+        "case_no": "A4403052026110009",
+        "valid_from": (t - dt.timedelta(hours=1)).isoformat(),
+        "valid_to": (t + dt.timedelta(days=3)).isoformat(),
+        "priority": 10,
+        "entries": entries,
+        **kw,
+    }
+
+
+def test_hotlist_crud_and_matching(client: TestClient, ctx: AppContext, tokens: dict[str, str]) -> None:
+    seed(ctx)
+    t = base_time()
+    h = auth(tokens["investigator"])
+    r = client.post(
+        "/api/v1/hotlists",
+        json=_hotlist(
+            t,
+            [{"plate_no": "粤b-88888", "note": "silver"}, {"imsi": "460001111111111"}, {"person_id": "P-9"}],
+        ),
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    hid = r.json()["id"]
+    assert [e["value"] for e in r.json()["entries"]] == ["粤B88888", "460001111111111", "P-9"]
+    fuzzy = client.post(
+        "/api/v1/hotlists", json=_hotlist(t, [{"plate_no": "粤B80123"}], fuzzy=True), headers=h
+    )
+    assert fuzzy.status_code == 201
+
+    bad = client.post(
+        "/api/v1/hotlists",
+        json=_hotlist(t, [{"plate_no": "粤B88888"}, {"imsi": "460001111111111", "person_id": "x"}]),
+        headers=h,
+    )
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["entries.1"]
+    bad = client.post("/api/v1/hotlists", json=_hotlist(t, [{"plate_no": "粤B8888"}]), headers=h)
+    assert bad.json()["errors"][0]["field"] == "entries.0.plate_no"
+    no_case = _hotlist(t, [{"plate_no": "粤B88888"}])
+    del no_case["case_no"]
+    assert client.post("/api/v1/hotlists", json=no_case, headers=h).json()["errors"][0]["field"] == "case_no"
+    assert client.get(f"/api/v1/hotlists/{hid}", headers=h).status_code == 422  # case_no needed
+    got = client.get(f"/api/v1/hotlists/{hid}", params={"case_no": "A1"}, headers=h).json()
+    assert got["active"] is True and len(got["entries"]) == 3
+
+    with ctx.db.session() as s:
+        out = records.ingest_passes(
+            s,
+            [
+                pass_item("hl-0000001", "粤B88888", t + dt.timedelta(minutes=1), CP2),
+                pass_item(
+                    "hl-0000002", "粤B8D123", t + dt.timedelta(minutes=2), CP2
+                ),  # OCR-equivalent of 粤B80123
+                pass_item("hl-0000003", "粤B88889", t + dt.timedelta(minutes=3), CP2),
+                pass_item(
+                    "hl-0000004", "粤B88888", t - dt.timedelta(hours=2), CP2
+                ),  # before the hotlist's window
+            ],
+        )
+        assert [(a.subject, a.listed) for a in out.alarms] == [
+            ("粤B88888", "粤B88888"),
+            ("粤B8D123", "粤B80123"),
+        ]
+        assert out.alarms[0].lon is not None and out.alarms[0].case_no == "A4403052026110009"
+        # replayed records raise nothing again
+        assert (
+            records.ingest_passes(
+                s, [pass_item("hl-0000001", "粤B88888", t + dt.timedelta(minutes=1), CP2)]
+            ).alarms
+            == []
+        )
+        faces = records.ingest_faces(
+            s,
+            [
+                {
+                    "key": "hl-face001",
+                    "camera_id": FACE_CAMERA,
+                    "ts": t.isoformat(),
+                    "person_id": "P-9",
+                    "confidence": 0.8,
+                }
+            ],
+        )
+        phones = records.ingest_phones(
+            s, [{"key": "hl-phone01", "fence_id": "F-NS-01", "ts": t.isoformat(), "imsi": "460001111111111"}]
+        )
+        assert [a.kind for a in faces.alarms + phones.alarms] == ["person", "imsi"]
+
+    listed = client.get("/api/v1/alarms", headers=h).json()["items"]
+    assert [a["subject"] for a in listed] == ["粤B88888", "粤B8D123", "P-9", "460001111111111"]
+    # withdrawn: no more alarms, still readable
+    assert (
+        client.delete(f"/api/v1/hotlists/{hid}", params={"case_no": "A1"}, headers=h).json()["active"]
+        is False
+    )
+    with ctx.db.session() as s:
+        assert (
+            records.ingest_passes(
+                s, [pass_item("hl-0000005", "粤B88888", t + dt.timedelta(minutes=5), CP2)]
+            ).alarms
+            == []
+        )
+    assert client.get("/api/v1/hotlists/99999", params={"case_no": "A1"}, headers=h).status_code == 404
+    log = client.get("/api/v1/audit", headers=auth(tokens["admin"])).json()["items"]
+    assert [e["route"] for e in log] == [
+        "hotlists.create",
+        "hotlists.create",
+        "hotlists.get",
+        "hotlists.withdraw",
+    ]
+
+
+def _events(resp: httpx.Response, want: int) -> list[dict[str, Any]]:
+    """Read SSE frames until `want` alarms came (the client's read timeout bounds the wait)."""
+    got: list[dict[str, Any]] = []
+    frame: dict[str, str] = {}
+    for line in resp.iter_lines():
+        if line == "":
+            if frame.get("event") == "alarm":
+                got.append({"id": int(frame["id"]), **json.loads(frame["data"])})
+                if len(got) >= want:
+                    return got
+            frame = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(":")
+            frame[k] = v.lstrip(" ")
+    return got
+
+
+def test_alarm_stream_and_restart(
+    live_server: tuple[LiveServer, AppContext], db_url: str, tmp_path: Any
+) -> None:
+    srv, ctx = live_server
+    seed(ctx)
+    with ctx.db.session() as s:
+        tok = {r: create_token(s, r, f"sse-{r}") for r in ("investigator", "agent", "admin")}
+    t = base_time()
+    inv = auth(tok["investigator"])
+    with httpx.Client(base_url=srv.url, timeout=TIMEOUT) as c:
+        assert (
+            c.post("/api/v1/hotlists", json=_hotlist(t, [{"plate_no": "粤B66666"}]), headers=inv).status_code
+            == 201
+        )
+        assert c.get("/api/v1/alarms/stream", headers=inv).status_code == 406  # not asking for SSE
+        with c.stream("GET", "/api/v1/alarms/stream", headers={**inv, "Accept": "text/event-stream"}) as resp:
+            assert resp.status_code == 200
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            r = c.post(
+                "/api/v1/ingest/passes",
+                headers=auth(tok["agent"]),
+                json={
+                    "items": [
+                        pass_item("sse-000001", "粤B66666", t + dt.timedelta(minutes=1), CP2),
+                        pass_item("sse-000002", "粤B12121", t + dt.timedelta(minutes=1), CP2),
+                    ]
+                },
+            )
+            assert r.json()["accepted"] == 2
+            got = _events(resp, 1)
+        assert [(a["subject"], a["sensor_id"], a["record_key"]) for a in got] == [
+            ("粤B66666", CP2, "sse-000001")
+        ]
+        first_id = got[0]["id"]
+
+        # GA/T 1400 raises alarms too; a client reconnecting with Last-Event-ID gets what it missed
+        local = (t + dt.timedelta(minutes=2)).astimezone(dt.timezone(dt.timedelta(hours=8)))
+        c.post(
+            "/VIID/MotorVehicles",
+            headers=auth(tok["agent"]),
+            json={
+                "MotorVehicleListObject": {
+                    "MotorVehicleObject": [
+                        {
+                            "MotorVehicleID": "viid-sse-0000001",
+                            "TollgateID": CP2,
+                            "PassTime": local.strftime("%Y%m%d%H%M%S"),
+                            "PlateNo": "粤B66666",
+                        }
+                    ]
+                }
+            },
+        )
+        with c.stream(
+            "GET",
+            "/api/v1/alarms/stream",
+            headers={**inv, "Accept": "text/event-stream", "Last-Event-ID": str(first_id)},
+        ) as resp:
+            again = _events(resp, 1)
+        assert [a["record_key"] for a in again] == ["viid-sse-0000001"]
+        assert again[0]["id"] > first_id
+
+    # a new API process on the same database still lists both alarms
+    s2 = Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        object_store=f"dir:{tmp_path / 'o2'}",
+        secret_key=ctx.settings.secret_key,
+        public_url="http://testserver",
+    )
+    c2 = AppContext.build(s2)
+    try:
+        with TestClient(create_app(s2, c2)) as client:
+            items = client.get("/api/v1/alarms", headers=inv).json()["items"]
+            assert [a["record_key"] for a in items] == ["sse-000001", "viid-sse-0000001"]
+            since = client.get(
+                "/api/v1/alarms",
+                params={"since": (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()},
+                headers=inv,
+            ).json()["items"]
+            assert since == []
+    finally:
+        c2.close()
