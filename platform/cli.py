@@ -29,7 +29,10 @@ def fail(msg: str, code: int = 1) -> typer.Exit:
 
 
 def _context(settings: Settings | None = None) -> AppContext:
-    return AppContext.build(settings or get_settings())
+    try:
+        return AppContext.build(settings or get_settings())
+    except (RuntimeError, ValueError) as e:
+        raise fail(str(e)) from None
 
 
 @db_app.command("upgrade")
@@ -95,6 +98,42 @@ def token_create(
     finally:
         ctx.close()
     typer.echo(token)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: id, role, name, created, last used, revoked (never the token)."""
+    from sqlalchemy import select
+
+    from tianwang.storage.models import ApiToken
+
+    ctx = _context()
+    try:
+        with ctx.db.session() as s:
+            for t in s.scalars(select(ApiToken).order_by(ApiToken.id)):
+                used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-"
+                state = f"revoked {t.revoked_at.isoformat(timespec='seconds')}" if t.revoked_at else "active"
+                typer.echo(f"{t.id:>5}  {t.role:<12} {t.name:<24} {t.prefix}…  used {used}  {state}")
+    finally:
+        ctx.close()
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="the id shown by `tianwang token list`")],
+) -> None:
+    """Revoke a token at once (it stays listed, for the audit trail)."""
+    from tianwang.auth.tokens import revoke
+
+    ctx = _context()
+    try:
+        with ctx.db.session() as s:
+            done = revoke(s, token_id)
+    finally:
+        ctx.close()
+    if not done:
+        raise fail(f"no active token with id {token_id}")
+    typer.echo(f"token {token_id} revoked")
 
 
 @cameras_app.command("add")

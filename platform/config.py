@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     alarm_poll_s: float = Field(0.5, gt=0, le=10)
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
     import_max_bytes: int = 50 * 1024 * 1024
+    # any other request body (ingest batches, registry writes); imports and object uploads have their own
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
 
     @property
     def effective_database_url(self) -> str:

@@ -19,7 +19,14 @@ class AppContext:
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
-        key = load_or_create_key(settings.secret_key.get_secret_value(), settings.data_dir)
+        configured = settings.secret_key.get_secret_value()
+        if not configured and not settings.effective_database_url.startswith("sqlite"):
+            # a key file per replica would leave each replica unable to read the others' passwords
+            raise RuntimeError(
+                "TIANWANG_SECRET_KEY must be set when the database is shared (PostgreSQL): "
+                "every API replica needs the same key for camera passwords"
+            )
+        key = load_or_create_key(configured, settings.data_dir)
         box = SecretBox(key)
         db = Database(settings.effective_database_url)
         store = open_store(

@@ -207,3 +207,23 @@ def test_unanswered_command_is_503_naming_the_agent(
     # the expired command is not handed out later
     r = client.post("/api/v1/agents/heartbeat", json=hb(), headers=auth(tokens["agent"]))
     assert r.json()["commands"] == []
+
+
+def test_an_undecryptable_password_does_not_stop_the_agents_other_devices(
+    client: TestClient, tokens: dict[str, str], ctx: AppContext
+) -> None:
+    from sqlalchemy import update
+
+    from tianwang.storage.models import Camera
+
+    for i in range(2):
+        client.post("/api/v1/cameras", json=camera(i), headers=auth(tokens["installer"]))
+    with ctx.db.session() as s:
+        s.execute(
+            update(Camera)
+            .where(Camera.device_id == camera(0)["device_id"])
+            .values(onvif_password_enc=b"junk")
+        )
+    r = client.post("/api/v1/agents/heartbeat", json=hb(), headers=auth(tokens["agent"]))
+    assert r.status_code == 200
+    assert [a["device_id"] for a in r.json()["assignments"]] == [camera(1)["device_id"]]

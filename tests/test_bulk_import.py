@@ -215,6 +215,16 @@ def test_reimport_updates_and_keeps_passwords(engine: Engine, box: SecretBox) ->
     assert box.decrypt(enc) == "new-pw"  # type: ignore[arg-type]
 
 
+def test_a_moved_address_needs_the_password_again(engine: Engine, box: SecretBox) -> None:
+    run(engine, box, csv_bytes([cam(1), cam(2)]))
+    moved = [cam(1) | {"onvif_host": "10.9.9.9", "onvif_password": ""}, cam(2) | {"onvif_host": "10.9.9.8"}]
+    report = run(engine, box, csv_bytes(moved))
+    assert rejected_fields(report) == {2: {"onvif_password"}} and report.updated == 1
+    with engine.connect() as c:
+        hosts = dict(c.execute(select(Camera.device_id, Camera.onvif_host)).all())
+    assert hosts[did(1)] == "10.0.0.2" and hosts[did(2)] == "10.9.9.8"
+
+
 def test_heading_change_moves_a_derived_direction(engine: Engine, box: SecretBox) -> None:
     run(engine, box, csv_bytes([cam(90)]))  # heading 90 → east
     run(engine, box, csv_bytes([cam(90) | {"heading_deg": 180.0}]))

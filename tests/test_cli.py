@@ -95,3 +95,23 @@ def test_register_the_simulators_devices_and_probe_them_all(cli_env: Path) -> No
         assert "reachable=yes auth=yes" in lines[ids[3]]
         r = CliRunner().invoke(app, ["cameras", "probe"])
         assert r.exit_code == 1 and "--all" in r.output
+
+
+def test_token_list_and_revoke(cli_env: Path) -> None:
+    tok = CliRunner().invoke(app, ["token", "create", "--role", "staff", "--name", "leaver"]).output.strip()
+    listed = CliRunner().invoke(app, ["token", "list"])
+    assert listed.exit_code == 0 and "leaver" in listed.output and tok not in listed.output
+    token_id = next(ln.split()[0] for ln in listed.output.splitlines() if "leaver" in ln)
+    assert CliRunner().invoke(app, ["token", "revoke", token_id]).exit_code == 0
+    assert "revoked" in CliRunner().invoke(app, ["token", "list"]).output
+    assert CliRunner().invoke(app, ["token", "revoke", token_id]).exit_code == 1
+    from tianwang.auth.tokens import authenticate
+    from tianwang.context import AppContext
+    from tianwang.errors import Unauthorized
+
+    ctx = AppContext.build(get_settings())
+    try:
+        with ctx.db.session() as s, pytest.raises(Unauthorized):
+            authenticate(s, tok)
+    finally:
+        ctx.close()

@@ -202,3 +202,101 @@ def test_sweep_marks_silent_devices_offline(
         assert sweep(s, 3, now=now + dt.timedelta(seconds=300)) == 0
     cam = client.get(f"/api/v1/cameras/{CAM}", headers=auth(tokens["staff"])).json()
     assert cam["status"] == "offline" and "no report" in cam["status_reason"]
+
+
+def test_a_failed_commit_is_not_acknowledged(
+    client: TestClient, tokens: dict[str, str], ctx: AppContext, monkeypatch: Any
+) -> None:
+    """The agent deletes what the API acknowledged: a 200 must mean the rows are committed."""
+    from sqlalchemy import event, func, select
+
+    from tianwang.cameras import evidence
+    from tianwang.storage.models import HealthObservation
+
+    register(client, tokens)
+    original = evidence.ingest_health
+
+    def ingest_then_doom(session: Any, *a: Any, **kw: Any) -> Any:
+        session.info["doom"] = True
+        return original(session, *a, **kw)
+
+    def before_commit(session: Any) -> None:
+        if session.info.pop("doom", False):
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(evidence, "ingest_health", ingest_then_doom)
+    event.listen(ctx.db.sessions, "before_commit", before_commit)
+    try:
+        r = client.post(
+            "/api/v1/ingest/health",
+            json={"items": [health(0, dt.datetime.now(dt.UTC))]},
+            headers=auth(tokens["agent"]),
+        )
+    finally:
+        event.remove(ctx.db.sessions, "before_commit", before_commit)
+    assert r.status_code == 500
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(HealthObservation)) == 0
+
+
+def test_object_store_outage_is_503_not_a_rejection(
+    client: TestClient, tokens: dict[str, str], ctx: AppContext, monkeypatch: Any
+) -> None:
+    from tianwang.storage.objectstore import ObjectStoreUnavailable
+
+    register(client, tokens)
+
+    def down(key: str) -> Any:
+        raise ObjectStoreUnavailable("connection refused")
+
+    monkeypatch.setattr(ctx.store, "stat", down)
+    now = dt.datetime.now(dt.UTC)
+    item = {"key": f"snapshots/{CAM}/x.jpg", "device_id": CAM, "ts": now.isoformat(), "sha256": "a" * 64}
+    r = client.post(
+        "/api/v1/ingest/snapshots",
+        json={"items": [item | {"width": 4, "height": 4}]},
+        headers=auth(tokens["agent"]),
+    )
+    assert r.status_code == 503 and r.json()["status"] == 503
+
+
+def test_stored_snapshots_cannot_be_replaced_or_served_as_pages(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    register(client, tokens)
+    h = auth(tokens["agent"])
+    now = dt.datetime.now(dt.UTC)
+    data = jpeg()
+    sha = hashlib.sha256(data).hexdigest()
+    ask = {"device_id": CAM, "ts": now.isoformat(), "sha256": sha, "size": len(data)}
+    pre = client.post("/api/v1/ingest/snapshots/presign", json=ask, headers=h).json()
+    assert (
+        client.put(
+            pre["url"].replace("http://testserver", ""), content=data, headers={"Content-Type": "image/jpeg"}
+        ).status_code
+        == 200
+    )
+    # the same bytes again: fine (a retried upload); other bytes under the same key: refused
+    assert client.post("/api/v1/ingest/snapshots/presign", json=ask, headers=h).status_code == 200
+    other = dict(ask, sha256="b" * 64)
+    assert client.post("/api/v1/ingest/snapshots/presign", json=other, headers=h).status_code == 409
+    # an uploaded page is kept as opaque bytes, never served as HTML
+    later = dict(ask, ts=(now + dt.timedelta(seconds=1)).isoformat())
+    url = client.post("/api/v1/ingest/snapshots/presign", json=later, headers=h).json()["url"]
+    client.put(
+        url.replace("http://testserver", ""),
+        content=b"<script>alert(1)</script>",
+        headers={"Content-Type": "text/html"},
+    )
+    snaps_key = url.split("/objects/tianwang/")[1].split("?")[0]
+    from urllib.parse import unquote
+
+    from tianwang.storage.objectstore import DirectoryStore
+
+    store = client.app.state.ctx.store  # type: ignore[attr-defined]
+    assert isinstance(store, DirectoryStore)
+    got = client.get(store.presigned_get(unquote(snaps_key), 60).replace("http://testserver", ""))
+    assert (
+        got.headers["content-type"] == "application/octet-stream"
+        and got.headers["x-content-type-options"] == "nosniff"
+    )

@@ -93,10 +93,19 @@ def test_patch_keeps_password_and_revalidates(
     )
     assert r.status_code == 200, r.text
     assert r.json()["heading_deg"] == 180 and r.json()["lifecycle"] == "under_repair"
+    # same address, new user name: the stored password stays
     r = client.patch(
-        f"/api/v1/cameras/{CAM_ID}", json={"onvif": {"host": "10.1.2.4", "username": "ops"}}, headers=h
+        f"/api/v1/cameras/{CAM_ID}", json={"onvif": {"host": "10.1.2.3", "username": "ops"}}, headers=h
     )
     assert r.status_code == 200 and r.json()["onvif"]["has_password"] is True
+    # a new address without the password: refused, so the stored one never follows to a new host
+    for moved in (
+        {"onvif": {"host": "10.9.9.9", "username": "ops"}},
+        {"snapshot_url": "http://10.9.9.9/s.jpg"},
+    ):
+        r = client.patch(f"/api/v1/cameras/{CAM_ID}", json=moved, headers=h)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "onvif.password", r.text
+    assert client.get(f"/api/v1/cameras/{CAM_ID}", headers=h).json()["onvif"]["host"] == "10.1.2.3"
     assert (
         client.patch(f"/api/v1/cameras/{CAM_ID}", json={"kind": "checkpoint"}, headers=h).status_code == 422
     )

@@ -167,3 +167,26 @@ def test_malformed_bodies_are_problems_not_500(client: TestClient, tokens: dict[
             assert r.headers["content-type"].startswith("application/problem+json")
     r = client.get("/api/v1/nowhere", headers=h)
     assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_oversized_bodies_are_refused_before_authentication(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    huge = b'{"items": [' + b'{"key": "x"},' * 2_000_000 + b"{}]}"  # ~26 MB, over the 16 MiB default
+    r = client.post("/api/v1/ingest/health", content=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["status"] == 413
+
+    # without a length header (chunked), counted as it arrives
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b" " * (1024 * 1024)
+
+    r = client.post(
+        "/api/v1/fences",
+        content=chunks(),
+        headers={**auth(tokens["staff"]), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413
+    # without a token, a small body is refused as unauthenticated
+    r = client.post("/api/v1/fences", json={"fence_id": "F"})
+    assert r.status_code in (401, 422)

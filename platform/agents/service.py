@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -16,6 +17,8 @@ from tianwang.auth.secrets_box import SecretBox
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.agents import Assignment, Command, Heartbeat, OnvifCredentials
 from tianwang.storage.models import Agent, AgentCommand, Camera, Checkpoint, utcnow
+
+log = logging.getLogger("tianwang.agents")
 
 # an agent missing this many seconds of heartbeats is taken for dead and its devices move
 AGENT_TTL_S = 90
@@ -62,7 +65,7 @@ def _watched_cameras(session: Session) -> list[Camera]:
 def _assignment(row: Camera | Checkpoint, box: SecretBox, kind: str) -> Assignment:
     onvif = None
     if row.onvif_host:
-        pw = box.decrypt(row.onvif_password_enc) if row.onvif_password_enc else None
+        pw = box.decrypt(row.onvif_password_enc) if row.onvif_password_enc else None  # ValueError: bad key
         onvif = OnvifCredentials(
             host=row.onvif_host, port=row.onvif_port or 80, username=row.onvif_username or "", password=pw
         )
@@ -87,18 +90,29 @@ def device_ref(row: Camera | Checkpoint) -> DeviceRef:
     return DeviceRef(row.checkpoint_id, row.area_code, None)
 
 
+def _append(out: list[Assignment], row: Camera | Checkpoint, box: SecretBox, kind: str) -> None:
+    """Add a device's assignment; one password the key cannot decrypt must not stop the agent's others."""
+    try:
+        out.append(_assignment(row, box, kind))
+    except ValueError:
+        log.error(
+            "device %s: its stored password cannot be decrypted with this key; not assigned",
+            device_ref(row).device_id,
+        )
+
+
 def assignments_for(session: Session, agent_id: str, box: SecretBox) -> list[Assignment]:
     agents = live_agents(session)
     out: list[Assignment] = []
     for cam in _watched_cameras(session):
         if owner(device_ref(cam), agents) == agent_id:
-            out.append(_assignment(cam, box, cam.kind))
+            _append(out, cam, box, cam.kind)
     checkpoints = session.scalars(
         select(Checkpoint).where(Checkpoint.onvif_host.is_not(None)).order_by(Checkpoint.id)
     )
     for cp in checkpoints:
         if owner(device_ref(cp), agents) == agent_id:
-            out.append(_assignment(cp, box, "checkpoint"))
+            _append(out, cp, box, "checkpoint")
     return out
 
 

@@ -112,6 +112,17 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.state.notifier = Notifier()
     app.state.alarm_hub = AlarmHub()
     problems.install(app)
+    from tianwang.api.limits import BodyLimit
+    from tianwang.api.routers.objects import MAX_PUT
+
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        larger={
+            "/api/v1/cameras/import": settings.import_max_bytes + 1024 * 1024,
+            "/objects/": MAX_PUT + 1024,
+        },
+    )
     app.include_router(system.router)
     app.include_router(objects.router)
     app.include_router(camera_bulk.router)  # before cameras: /export is not a device_id

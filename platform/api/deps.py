@@ -46,7 +46,9 @@ def require(*roles: Role, admin: bool = True) -> Callable[..., Principal]:
     return check
 
 
-DB = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits BEFORE the response is sent, so nothing is acknowledged
+# (an agent deletes from its outbox on a 200) that a failed commit did not store
+DB = Annotated[Session, Depends(get_session, scope="function")]
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 # who may do what (each route names one of these)

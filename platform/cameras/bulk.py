@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tianwang.auth.secrets_box import SecretBox
 from tianwang.cameras.schemas import CameraSpec, direction_type_for
-from tianwang.cameras.service import apply_spec, spec_of
+from tianwang.cameras.service import ADDRESS_MOVED, apply_spec, password_must_be_repeated, spec_of
 from tianwang.errors import Conflict, PayloadTooLarge, TianwangError, ValidationFailed
 from tianwang.storage.models import Camera, Checkpoint, utcnow
 
@@ -151,7 +151,7 @@ COLUMNS: tuple[Column, ...] = (
         ),
     ),
     Column("resolution", "分辨率", (), text=True),
-    Column("onvif_host", "ONVIF地址", ("IP地址", "设备IP", "ip", "onvif_ip")),
+    Column("onvif_host", "ONVIF地址", ("IP地址", "设备IP", "ip", "onvif_ip"), text=True),
     Column("onvif_port", "ONVIF端口", ("端口",)),
     Column("onvif_username", "用户名", ("onvif用户名", "username"), text=True),
     Column("onvif_password", "密码", ("onvif密码", "password"), text=True),
@@ -614,6 +614,8 @@ class _Writer:
                         field="checkpoint_id", message=f"checkpoint {spec.checkpoint_id} is not registered"
                     )
                 )
+            if spec is not None and old is not None and password_must_be_repeated(old, spec):
+                errors.append(RowError(field="onvif_password", message=ADDRESS_MOVED))
             if errors or spec is None:
                 shown = did[:40] if isinstance(did, str) else None
                 self.report.rejected.append(RejectedRow(row=rownum, device_id=shown, errors=errors))

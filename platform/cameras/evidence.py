@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tianwang.errors import NotFound
 from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
 from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Snapshot, utcnow
 from tianwang.storage.objectstore import ObjectStore
@@ -198,8 +199,10 @@ def ingest_snapshots(
         else:
             try:
                 info = store.stat(it.key)
-            except Exception:
+            except NotFound:
                 info = None
+            # any other failure (the store is down) propagates as 503: the agent keeps the record
+            # and retries, instead of being told it is invalid
             if info is None:
                 errors.append("object not found in the store: upload it through the presigned URL first")
             elif info.sha256 is not None and info.sha256 != it.sha256:

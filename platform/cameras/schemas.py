@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -130,6 +131,9 @@ class OnvifIn(InputModel):
         v = v.strip()
         if any(c in v for c in "/ ?#@"):
             raise ValueError("host is a name or address, not a URL")
+        # a DNS name, an IPv4 address or a bracketed IPv6 address: nothing a spreadsheet would run
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]", v):
+            raise ValueError("host must be a DNS name or an IP address")
         return v
 
 

@@ -75,6 +75,49 @@ def spec_of(row: Camera) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _url_host(url: str | None) -> str | None:
+    import urllib.parse
+
+    if not url:
+        return None
+    try:
+        u = urllib.parse.urlsplit(url)
+        return f"{(u.hostname or '').lower()}:{u.port or ''}"
+    except ValueError:
+        return url
+
+
+def password_must_be_repeated(old: Any, spec: CameraSpec) -> bool:
+    """True when a stored password would follow the camera to a new address.
+
+    The agent sends a device's password to its ONVIF address and to the registry's snapshot and
+    RTSP URLs. Moving any of them while keeping the stored password would let a registry editor
+    (installer, staff) collect it at a host of their choosing, so the password must be given again.
+    """
+    if getattr(old, "onvif_password_enc", None) is None:
+        return False
+    if spec.onvif is not None and spec.onvif.password is not None:
+        return False
+    before = (
+        old.onvif_host,
+        old.onvif_port,
+        _url_host(old.snapshot_url),
+        _url_host(old.rtsp_url),
+    )
+    after = (
+        spec.onvif.host if spec.onvif else None,
+        spec.onvif.port if spec.onvif else None,
+        _url_host(spec.snapshot_url),
+        _url_host(spec.rtsp_url),
+    )
+    return before != after
+
+
+ADDRESS_MOVED = (
+    "the device's address changed: give its password again (a stored password never follows a camera)"
+)
+
+
 def get_row(session: Session, device_id: str) -> Camera:
     row = session.scalar(select(Camera).where(Camera.device_id == device_id))
     if row is None:
@@ -109,6 +152,8 @@ def update(session: Session, device_id: str, patch: CameraPatch, box: SecretBox)
         spec = CameraSpec.model_validate(merged)
     except ValueError as e:
         raise ValidationFailed(str(e)) from None
+    if password_must_be_repeated(row, spec):
+        raise ValidationFailed(ADDRESS_MOVED, errors=[{"field": "onvif.password", "message": ADDRESS_MOVED}])
     apply_spec(row, spec, box, keep_password=True)
     session.flush()
     return row

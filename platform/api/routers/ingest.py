@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.cameras import evidence
-from tianwang.errors import NotFound, ValidationFailed
+from tianwang.errors import Conflict, NotFound, ValidationFailed
 from tianwang.protocol.ingest import Batch, IngestReply, PresignReply, PresignRequest
 from tianwang.storage.models import Camera, Checkpoint, Role, utcnow
 from tianwang.storage.objectstore import snapshot_key
@@ -36,6 +36,9 @@ def presign_snapshot(body: PresignRequest, db: DB, ctx: Ctx, _who: AgentOnly) ->
     if not known:
         raise NotFound(f"device {body.device_id} is not registered")
     key = snapshot_key(body.device_id, body.ts)
+    # a stored picture is evidence: only an upload of the very same bytes may be presigned again
+    if ctx.store.exists(key) and ctx.store.stat(key).sha256 not in (None, body.sha256):
+        raise Conflict(f"a different snapshot is already stored at {key}")
     expires = ctx.settings.presign_expiry_s
     return PresignReply(
         key=key,

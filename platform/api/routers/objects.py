@@ -18,6 +18,13 @@ from tianwang.storage.objectstore import DirectoryStore
 router = APIRouter(prefix="/objects", tags=["objects"], include_in_schema=False)
 
 MAX_PUT = 32 * 1024 * 1024
+# pictures are what agents and installers upload; anything else is kept as opaque bytes
+SAFE_TYPES = frozenset({"image/jpeg", "image/png"})
+
+
+def _safe_type(content_type: str) -> str:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base if base in SAFE_TYPES else "application/octet-stream"
 
 
 def _store(ctx: Ctx, bucket: str) -> DirectoryStore:
@@ -36,7 +43,13 @@ def get_object(
         raise Forbidden("signature invalid or expired")
     # one read for body and headers, so the ETag names the version that is sent
     data, info = store.read(key)
-    return Response(data, media_type=info.content_type, headers={"ETag": f'"{info.sha256}"'})
+    # served on the API's own origin: never let a browser run an uploaded object as a page
+    headers = {
+        "ETag": f'"{info.sha256}"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
+    return Response(data, media_type=_safe_type(info.content_type), headers=headers)
 
 
 @router.put("/{bucket}/{key:path}")
@@ -61,7 +74,7 @@ async def put_object(
         body += chunk
         if len(body) > MAX_PUT:
             raise PayloadTooLarge(f"objects are limited to {MAX_PUT} bytes")
-    ctype = request.headers.get("content-type") or "application/octet-stream"
+    ctype = _safe_type(request.headers.get("content-type") or "")
     # file writes and fsync off the event loop
     info = await run_in_threadpool(store.put, key, bytes(body), ctype)
     return Response(status_code=200, headers={"ETag": f'"{info.sha256}"'})
