@@ -332,16 +332,26 @@ def cameras_probe(
     all_: Annotated[bool, typer.Option("--all", help="probe every in-use camera with ONVIF")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the probe answers as JSON")] = False,
     parallel: Annotated[int, typer.Option(help="probes at once")] = 8,
+    direct: Annotated[
+        bool | None,
+        typer.Option(
+            "--direct/--via-agent",
+            help="run the device library on this machine (it must reach the cameras) or queue the probe "
+            "for the owning agent; default: TIANWANG_DIRECT_PROBE",
+        ),
+    ] = None,
 ) -> None:
     """Probe registered cameras from this machine (clock, auth, profiles, URIs, a test snapshot).
 
     One camera: a full summary. Several (or --all): one line each with its truth. Exit code 2 if
     any probe found the device in trouble.
     """
+    import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import select
 
+    from tianwang.agents.notify import Notifier
     from tianwang.cameras import probe as probe_service
     from tianwang.protocol import ProbeResult
     from tianwang.storage.models import Camera
@@ -358,9 +368,14 @@ def cameras_probe(
         if not ids:
             raise fail("name device IDs to probe, or --all")
 
+        in_process = ctx.settings.direct_probe if direct is None else direct
+
         def one(device_id: str) -> ProbeResult | str:
             try:
-                return probe_service.probe_camera(ctx, device_id, direct=True)
+                if in_process:
+                    return probe_service.probe_camera(ctx, device_id, direct=True)
+                # through the command channel, as the API does (the database wakes the agent)
+                return asyncio.run(probe_service.probe_via_agent(ctx, Notifier(), device_id, "cli"))
             except TianwangError as e:
                 return e.detail
 

@@ -85,7 +85,7 @@ def test_register_the_simulators_devices_and_probe_them_all(cli_env: Path) -> No
         r = CliRunner().invoke(app, ["cameras", "add", str(f)])
         assert r.exit_code == 1 and "1 of 5 records refused" in r.output
         assert r.output.count("registered") == 4
-        r = CliRunner().invoke(app, ["cameras", "probe", "--all"])
+        r = CliRunner().invoke(app, ["cameras", "probe", "--all", "--direct"])
         assert r.exit_code == 2, r.output  # some devices are in trouble
         lines = {ln.split()[0]: ln for ln in r.output.splitlines() if ln[:1].isdigit()}
         ids = [d["device_id"] for d in devices[:4]]
@@ -93,6 +93,9 @@ def test_register_the_simulators_devices_and_probe_them_all(cli_env: Path) -> No
         assert "reachable=no" in lines[ids[1]] and "unreachable" in lines[ids[1]]
         assert "auth=no" in lines[ids[2]] and "auth_refused" in lines[ids[2]]
         assert "reachable=yes auth=yes" in lines[ids[3]]
+        # by default the probe goes to the owning agent, as the API does: none here, so it says so
+        r = CliRunner().invoke(app, ["cameras", "probe", ids[0], "--via-agent"])
+        assert r.exit_code == 2 and "no agent online" in r.output
         r = CliRunner().invoke(app, ["cameras", "probe"])
         assert r.exit_code == 1 and "--all" in r.output
 
