@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import random
 import signal
 import threading
 from importlib import metadata
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -87,6 +89,12 @@ class Agent:
         if s.metrics_port:
             self.metrics_port = self.metrics.serve(s.metrics_port, s.metrics_host)
             log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
+        if _plain_http_off_host(s.central):
+            log.warning(
+                "central %s is plain HTTP off this host: heartbeat replies carry camera passwords and "
+                "the token travels in clear; put the API behind TLS (https://)",
+                s.central,
+            )
         timeout = httpx.Timeout(s.http_read_timeout_s, connect=s.http_connect_timeout_s)
         headers = {"Authorization": f"Bearer {s.token.get_secret_value()}"}
         api = httpx.AsyncClient(base_url=s.central, headers=headers, timeout=timeout, trust_env=False)
@@ -263,6 +271,20 @@ class Agent:
             jpeg=jpeg,
             put_url=cmd.snapshot_put_url,
         )
+
+
+def _plain_http_off_host(central: str) -> bool:
+    """True when the API is reached over plain HTTP on another machine than this one."""
+    u = urlsplit(central)
+    if u.scheme.lower() != "http":
+        return False
+    host = (u.hostname or "").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 async def run_agent(settings: AgentSettings) -> None:

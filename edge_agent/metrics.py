@@ -77,6 +77,12 @@ class Metrics:
         self.send_failures = Counter(
             "tianwang_agent_send_failures", "batches not delivered (API down, 5xx)", ["kind"], registry=r
         )
+        self.unexpected_answers = Counter(
+            "tianwang_agent_unexpected_answers",
+            "API answers that neither took nor rejected the items (redirect, 404, 413, 5xx…): items kept",
+            ["kind", "status"],
+            registry=r,
+        )
         self.heartbeats = Counter("tianwang_agent_heartbeats", "heartbeats answered", registry=r)
         self.heartbeat_failures = Counter(
             "tianwang_agent_heartbeat_failures", "heartbeats that failed", registry=r

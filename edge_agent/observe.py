@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from edge_agent.devices.addresses import DeviceAddresses
 from edge_agent.devices.errors import AuthRefused, BadAnswer, DeviceError
 from edge_agent.devices.onvif_client import OnvifPool
 from edge_agent.devices.snapshot import MAX_PIXELS, fetch_snapshot, jpeg_size
@@ -40,6 +41,13 @@ NEEDS_REFERENCE = frozenset({"occlusion"})
 
 def _error(e: DeviceError) -> str:
     return f"{e.code}: {e.message}"[:500]
+
+
+def assignment_addresses(a: Assignment) -> DeviceAddresses:
+    """Where this device's credentials may go: its ONVIF service and the URLs the registry holds."""
+    return DeviceAddresses.of(
+        a.onvif.host if a.onvif else None, a.onvif.port if a.onvif else None, [a.snapshot_url, a.rtsp_url]
+    )
 
 
 # -- diagnosis memory, persisted ---------------------------------------------------------------
@@ -289,7 +297,7 @@ class DeviceWork:
 
     # -- snapshot --------------------------------------------------------------------------------
 
-    async def _snapshot_url(self, a: Assignment) -> str | None:
+    async def _snapshot_url(self, a: Assignment, addresses: DeviceAddresses) -> str | None:
         if a.snapshot_url:
             return a.snapshot_url
         if a.onvif is None:
@@ -305,19 +313,27 @@ class DeviceWork:
         if not profiles:
             raise BadAnswer("device lists no media profile")
         uri = await client.snapshot_uri(profiles[0].token)
+        try:
+            # the device's answer names where its credentials would go: only to its own address
+            addresses.check_snapshot(uri)
+        except BadAnswer as e:
+            log.warning("device %s: %s", a.device_id, e.message)
+            raise
         self._snapshot_uris[a.device_id] = (uri, time.monotonic())
         return uri
 
     async def _fetch(self, a: Assignment) -> bytes | None:
         user = a.onvif.username if a.onvif else ""
         password = (a.onvif.password or "") if a.onvif else ""
+        addresses = assignment_addresses(a)
         try:
-            url = await self._snapshot_url(a)
+            url = await self._snapshot_url(a, addresses)
             if url:
                 snap = await fetch_snapshot(
                     url,
                     user,
                     password,
+                    addresses=addresses,
                     decode=False,
                     client=self.http,
                     max_bytes=self.settings.snapshot_max_bytes,
@@ -332,7 +348,9 @@ class DeviceWork:
                 raise
             log.debug("snapshot of %s failed (%s), trying one RTSP frame", a.device_id, e.code)
         if a.rtsp_url:
-            jpeg, _, _ = await rtsp.fetch_frame(a.rtsp_url, user, password, self.settings.rtsp_timeout_s)
+            jpeg, _, _ = await rtsp.fetch_frame(
+                a.rtsp_url, user, password, self.settings.rtsp_timeout_s, addresses
+            )
             return jpeg
         return None
 

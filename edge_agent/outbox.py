@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS items (
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS items_kind ON items (kind, id);
+-- items the API refused for themselves but that are kept (see the sender) sink behind fresh ones
+CREATE INDEX IF NOT EXISTS items_kind_attempts ON items (kind, attempts, id);
 CREATE TABLE IF NOT EXISTS dead (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -116,6 +119,20 @@ def result_key(command_id: str) -> str:
     return f"r:{command_id}"
 
 
+def _private(path: Path) -> None:
+    """Create the outbox file readable by its owner only (it holds surveillance snapshots); SQLite
+    gives its -wal and -shm files the same mode. An existing file open to others is narrowed."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError as e:  # not our file: say so, but an agent that can write it may run
+                log.warning("outbox %s is readable by other users and cannot be narrowed: %s", path, e)
+    finally:
+        os.close(fd)
+
+
 class Outbox:
     def __init__(
         self,
@@ -134,13 +151,14 @@ class Outbox:
         self._executor: ThreadPoolExecutor | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT) below
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             raise OutboxError(f"cannot open the outbox at {self.path}: {e}") from e
         self._count: dict[str, int] = dict.fromkeys(KINDS, 0)
         self._bytes = 0
@@ -287,11 +305,12 @@ class Outbox:
     # -- taking and settling ------------------------------------------------------------------
 
     def take(self, kind: Kind, limit: int) -> list[Entry]:
-        """The oldest `limit` items of a kind (they stay until acked, dead-lettered or dropped)."""
+        """The oldest `limit` items of a kind, fewest refusals first, so an item the API keeps refusing
+        does not block the ones behind it (they stay until acked, dead-lettered or dropped)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, kind, key, device_id, created_at, payload, blob, object_key, attempts"
-                " FROM items WHERE kind = ? ORDER BY id LIMIT ?",
+                " FROM items WHERE kind = ? ORDER BY attempts, id LIMIT ?",
                 (kind, limit),
             ).fetchall()
         out = []
@@ -355,8 +374,17 @@ class Outbox:
             self._db.execute("UPDATE items SET object_key = ? WHERE id = ?", (object_key, item_id))
 
     def attempted(self, ids: Iterable[int]) -> None:
+        """The API refused these for themselves, but not as invalid: kept, and taken after fresh items."""
         with self._tx():
             self._db.executemany("UPDATE items SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids])
+
+    def retry_upload(self, ids: Iterable[int]) -> None:
+        """Snapshots whose object the store does not have: upload the bytes again before the record."""
+        with self._tx():
+            self._db.executemany(
+                "UPDATE items SET object_key = NULL, attempts = attempts + 1 WHERE id = ?",
+                [(i,) for i in ids],
+            )
 
     # -- state the agent keeps across restarts (diagnosis memory) ---------------------------------
 

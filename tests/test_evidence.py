@@ -300,3 +300,34 @@ def test_stored_snapshots_cannot_be_replaced_or_served_as_pages(
         got.headers["content-type"] == "application/octet-stream"
         and got.headers["x-content-type-options"] == "nosniff"
     )
+
+
+def test_future_observations_are_refused_and_do_not_freeze_status(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """A 2099 health reading (an agent's clock gone wrong) must not keep a camera online forever."""
+    register(client, tokens)
+    h = auth(tokens["agent"])
+    now = dt.datetime.now(dt.UTC)
+    future = [
+        health(0, dt.datetime(2099, 1, 1, tzinfo=dt.UTC)),
+        health(1, now + dt.timedelta(minutes=50)),  # within the hour's tolerance: a skewed clock
+    ]
+    r = client.post("/api/v1/ingest/health", json={"items": future}, headers=h).json()
+    assert r["accepted"] == 1 and [x["index"] for x in r["rejected"]] == [0]
+    assert "more than an hour in the future" in r["rejected"][0]["errors"][0]
+    # later real failures still count: the device goes offline
+    down = [health(i, now + dt.timedelta(minutes=50, seconds=i), reachable=False) for i in range(2, 5)]
+    assert client.post("/api/v1/ingest/health", json={"items": down}, headers=h).json()["accepted"] == 3
+    cam = client.get(f"/api/v1/cameras/{CAM}", headers=auth(tokens["staff"])).json()
+    assert cam["status"] == "offline" and "2099" not in cam["status_reason"]
+    snap = {
+        "key": f"snapshots/{CAM}/2099/01/01/x.jpg",
+        "device_id": CAM,
+        "ts": "2099-01-01T00:00:00+00:00",
+        "sha256": "0" * 64,
+        "width": 160,
+        "height": 120,
+    }
+    r = client.post("/api/v1/ingest/snapshots", json={"items": [snap]}, headers=h).json()
+    assert r["accepted"] == 0 and "future" in r["rejected"][0]["errors"][0]

@@ -8,15 +8,19 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.conftest import LiveServer, auth
 from tests.sightings_support import CP2, FACE_CAMERA, base_time, pass_item, seed
 from tianwang.api.app import create_app
-from tianwang.auth.tokens import create_token
+from tianwang.auth.tokens import Principal, create_token
 from tianwang.config import Settings
 from tianwang.context import AppContext
-from tianwang.trajectories import records
+from tianwang.errors import Forbidden, ValidationFailed
+from tianwang.storage.models import AuditEntry, Role
+from tianwang.trajectories import hotlists, records
 
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -133,6 +137,7 @@ def test_hotlist_crud_and_matching(client: TestClient, ctx: AppContext, tokens: 
         "hotlists.create",
         "hotlists.create",
         "hotlists.get",
+        "alarms.list",
         "hotlists.withdraw",
     ]
 
@@ -237,3 +242,71 @@ def test_alarm_stream_and_restart(
             assert since == []
     finally:
         c2.close()
+
+
+def test_only_the_creator_or_an_admin_withdraws(
+    client: TestClient, ctx: AppContext, tokens: dict[str, str]
+) -> None:
+    seed(ctx)
+    t = base_time()
+    r = client.post(
+        "/api/v1/hotlists", json=_hotlist(t, [{"plate_no": "粤B88888"}]), headers=auth(tokens["investigator"])
+    )
+    hid = r.json()["id"]
+    with ctx.db.session() as s:
+        other = create_token(s, "investigator", "another-case-officer")
+    # another investigator (another case) may read it but not withdraw it
+    r = client.delete(f"/api/v1/hotlists/{hid}", params={"case_no": "B7"}, headers=auth(other))
+    assert r.status_code == 403 and "only they or an admin" in r.json()["detail"]
+    got = client.get(
+        f"/api/v1/hotlists/{hid}", params={"case_no": "A1"}, headers=auth(tokens["investigator"])
+    )
+    assert got.json()["active"] is True
+    with ctx.db.session() as s:
+        with pytest.raises(Forbidden):
+            hotlists.revoke(s, hid, Principal(99, "another-case-officer", Role.investigator))
+        h = hotlists.revoke(s, hid, Principal(1, "root", Role.admin))  # an admin may
+        assert (h.revoked_by, h.revoked_at is not None) == ("root", True)
+        # and the creator may withdraw their own (idempotent once withdrawn)
+        assert (
+            hotlists.revoke(s, hid, Principal(2, "test-investigator", Role.investigator)).revoked_by == "root"
+        )
+
+
+def test_alarm_reads_are_audited_and_plateless_passes_raise_none(ctx: AppContext) -> None:
+    seed(ctx)
+    t = base_time()
+    with ctx.db.session() as s:
+        body = hotlists.HotlistIn.model_validate(
+            _hotlist(t, [{"plate_no": "粤A12345临"}, {"plate_no": "VA12345"}])
+        )
+        hotlists.create(s, body, "test-investigator")
+        # a marker cannot be listed: every pass without a plate would hit it
+        with pytest.raises(ValidationFailed):
+            hotlists.create(s, hotlists.HotlistIn.model_validate(_hotlist(t, [{"plate_no": "无牌"}])), "x")
+    with ctx.db.session() as s:
+        out = records.ingest_passes(
+            s,
+            [
+                pass_item("np-000001", "粤A12345临", t + dt.timedelta(minutes=1), CP2),
+                pass_item("np-000002", "VA12345", t + dt.timedelta(minutes=2), CP2),
+                pass_item("np-000003", "无牌", t + dt.timedelta(minutes=3), CP2),
+                pass_item("np-000004", "未识别", t + dt.timedelta(minutes=4), CP2),
+            ],
+        )
+        assert out.reply.accepted == 4
+        assert [a.subject for a in out.alarms] == ["粤A12345临", "VA12345"]
+    reader = Principal(5, "test-investigator", Role.investigator)
+    since = t - dt.timedelta(days=1)
+    with ctx.db.session() as s:
+        got = hotlists.list_alarms(s, since=since, after_id=None, limit=10, reader=reader, case_no="A1")
+        assert len(got) == 2
+        hotlists.audit_alarm_read(s, reader, route="alarms.stream", since=None, after_id=7, count=0)
+        assert len(hotlists.list_alarms(s, since=None, after_id=None, limit=10)) == 2  # no reader: no row
+    with ctx.db.session() as s:
+        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(r.route, r.user_name, r.case_no, r.result_size) for r in rows] == [
+        ("alarms.list", "test-investigator", "A1", 2),
+        ("alarms.stream", "test-investigator", hotlists.NO_CASE, 0),
+    ]
+    assert rows[0].params == {"since": since.isoformat()} and rows[1].params == {"after_id": 7}

@@ -47,7 +47,9 @@ def test_valid_plates(raw: str, plate_no: str, kind: PlateKind) -> None:
         ("粤B123456", "new-energy"),  # six characters but neither D/F rule
         ("粤BA12345", "new-energy"),
         ("粤B1O345", "I and O"),
-        ("无牌", "province"),
+        ("无牌", "without"),
+        ("未识别", "without"),
+        ("粤A1234", "serial"),
         ("使01457", "embassy"),
     ],
 )
@@ -133,3 +135,41 @@ def test_ocr_key_is_stable_and_digit_only_where_confusable(plate: str) -> None:
     k = plates.ocr_key(plate)
     assert plates.ocr_key(k) == k
     assert not set(k) & set("OQDIB")
+
+
+@pytest.mark.parametrize(
+    ("raw", "plate_no", "kind", "valid"),
+    [
+        ("无牌", "无牌", PlateKind.none, False),
+        ("无车牌", "无牌", PlateKind.none, False),
+        ("未识别", "未识别", PlateKind.unread, False),
+        ("", "未识别", PlateKind.unread, False),
+        (None, "未识别", PlateKind.unread, False),
+        ("00000000", "未识别", PlateKind.unread, False),
+        ("x" * 41, "未识别", PlateKind.unread, False),
+        ("粤A12345临", "粤A12345临", PlateKind.temporary, True),
+        ("VA12345", "VA12345", PlateKind.military, True),
+        ("民航12345", "民航12345", PlateKind.civil_aviation, True),
+        ("MA 1234", "MA1234", PlateKind.hk_macao, True),
+        ("WJ粤12345", "WJ粤12345", PlateKind.armed_police, True),
+        ("使014578", "使014578", PlateKind.embassy, True),
+        ("粤b1234", "粤B1234", PlateKind.other, False),
+        ("XB12345", "XB12345", PlateKind.other, False),
+    ],
+)
+def test_read_never_refuses_and_classifies(
+    raw: str | None, plate_no: str, kind: PlateKind, valid: bool
+) -> None:
+    p = plates.read(raw)
+    assert (p.plate_no, p.kind, p.valid) == (plate_no, kind, valid)
+    assert (p.why is not None) == (not valid)
+    # reading the stored text again gives the same plate: markers and kinds are stable
+    assert plates.read(p.plate_no).plate_no == p.plate_no
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_read_is_total_and_fits_the_column(text: str) -> None:
+    p = plates.read(text)
+    assert 1 <= len(p.plate_no) <= plates.MAX_READ
+    assert p.valid == plates.is_valid(text)

@@ -9,44 +9,130 @@ from sqlalchemy import select
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, FACE_CAMERA, base_time, pass_item, seed, viid_object
+from tianwang import record_time
+from tianwang.checkpoints import viid
 from tianwang.context import AppContext
+from tianwang.protocol.sightings import EXTRA_WARNINGS
 from tianwang.storage.models import FaceSighting, Pass, PhoneSighting
-from tianwang.trajectories import records
+from tianwang.trajectories import partitions, records
 
 
 def test_passes_native_batch(client: TestClient, ctx: AppContext, tokens: dict[str, str]) -> None:
     seed(ctx)
     t = base_time()
     h = auth(tokens["agent"])
+    days = records.retention(None)  # what the API enforces: the configured pass_retention_days
+    no_plate = pass_item("k-0000008", "", t + dt.timedelta(minutes=3))
+    del no_plate["plate_no"]
     items = [
         pass_item("k-0000001", "粤b·12345", t),
         pass_item("k-0000002", "粤Ｂ１２３４６", t + dt.timedelta(minutes=1), CP2, plate_color="蓝"),
-        pass_item("k-0000003", "XX12345", t),  # no such province
+        pass_item("k-0000003", "XX12345", t),  # no such province: stored as read, not valid
         pass_item("k-0000004", "粤B12345", t, "44030500001219999999"),  # checkpoint not registered
-        {"key": "k-0000005", "checkpoint_id": CP1},  # fields missing
+        {"key": "k-0000005", "checkpoint_id": CP1},  # no time
         pass_item("k-0000006", "粤B12345", t.replace(tzinfo=None)),  # no offset
-        pass_item("k-0000007", "粤B12345", t, plate_color="mauve"),
+        pass_item(
+            "k-0000007", "粤B12345", t + dt.timedelta(minutes=2), plate_color="mauve"
+        ),  # colour dropped
+        no_plate,  # nothing read
+        pass_item("k-0000009", "无牌", t + dt.timedelta(minutes=4)),
+        pass_item("k-0000010", "粤B12345", t + dt.timedelta(minutes=5), lane=120, direction_deg=400),
+        pass_item("k-0000011", "粤B12345", dt.datetime.now(dt.UTC) - dt.timedelta(days=days + 2)),
+        pass_item("k-0000012", "粤B12345", dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)),
+        {"checkpoint_id": CP1, "ts": t.isoformat(), "plate_no": "粤B12345"},  # no key
     ]
     r = client.post("/api/v1/ingest/passes", json={"items": items}, headers=h)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert (body["accepted"], body["duplicates"]) == (2, 0)
+    assert (body["accepted"], body["duplicates"]) == (7, 0)
     why = {x["index"]: " ".join(x["errors"]) for x in body["rejected"]}
-    assert sorted(why) == [2, 3, 4, 5, 6]
-    assert "province" in why[2]
+    assert sorted(why) == [3, 4, 5, 10, 11, 12]
     assert "44030500001219999999 is not registered" in why[3]
-    assert "ts" in why[4] and "plate_no" in why[4]
+    assert "ts" in why[4] and "plate_no" not in why[4]
     assert "UTC offset" in why[5]
-    assert "unknown colour" in why[6]
-    assert body["rejected"][0]["key"] == "k-0000003"
+    assert f"older than the retention of {days} days" in why[10]
+    assert "more than an hour in the future" in why[11]
+    assert "key" in why[12]
+    assert body["rejected"][0]["key"] == "k-0000004"
 
     # replay: all duplicates, nothing stored twice
     r = client.post("/api/v1/ingest/passes", json={"items": items[:2]}, headers=h)
     assert (r.json()["accepted"], r.json()["duplicates"]) == (0, 2)
     with ctx.db.session() as s:
-        rows = s.scalars(select(Pass).order_by(Pass.ts)).all()
-    assert [(p.plate_no, p.plate_color, p.lane) for p in rows] == [("粤B12345", "5", 2), ("粤B12346", "5", 2)]
-    assert rows[0].ts == t
+        rows = {p.key: p for p in s.scalars(select(Pass))}
+    got = {
+        k: (p.plate_no, p.plate_kind, p.plate_valid, p.plate_color, p.lane, p.direction_deg)
+        for k, p in rows.items()
+    }
+    assert got == {
+        "k-0000001": ("粤B12345", "ordinary", True, "5", 2, None),
+        "k-0000002": ("粤B12346", "ordinary", True, "5", 2, None),
+        "k-0000003": ("XX12345", "other", False, "5", 2, None),
+        "k-0000007": ("粤B12345", "ordinary", True, None, 2, None),
+        "k-0000008": ("未识别", "unread", False, "5", 2, None),
+        "k-0000009": ("无牌", "none", False, "5", 2, None),
+        "k-0000010": ("粤B12345", "ordinary", True, "5", None, None),
+    }
+    assert rows["k-0000001"].ts == t
+
+
+def test_pass_warnings_name_what_was_dropped(ctx: AppContext) -> None:
+    seed(ctx)
+    t = base_time()
+    items = [
+        pass_item("w-0000001", "粤B12345", t, lane=120, direction_deg=400, speed_kmh="fast"),
+        pass_item("w-0000002", "粤B1234", t, vehicle_color="0"),  # not a plate; colour code 0 unknown
+        pass_item("w-0000003", "粤B12345", t + dt.timedelta(seconds=1)),
+        {**pass_item("w-0000004", "粤B12345", t, lane=120), "ts": "yesterday"},  # time broken: refused
+    ]
+    with ctx.db.session() as s:
+        out = records.ingest_passes(s, items)
+    assert (out.reply.accepted, [r.index for r in out.reply.rejected]) == (3, [3])
+    warned = {w.index: " | ".join(w.warnings) for w in out.reply.warnings}
+    assert sorted(warned) == [0, 1]
+    assert all(f in warned[0] for f in ("lane", "direction_deg", "speed_kmh", "dropped"))
+    assert "plate_valid false" in warned[1] and "vehicle_color" in warned[1]
+    assert out.reply.warnings[0].key == "w-0000001"
+    with ctx.db.session() as s:
+        p = s.get(Pass, ("粤B12345", t, "w-0000001"))
+        assert p is not None and (p.lane, p.direction_deg, p.speed_kmh, p.plate_color) == (
+            None,
+            None,
+            None,
+            "5",
+        )
+        q = s.get(Pass, ("粤B1234", t, "w-0000002"))
+        assert q is not None and (q.plate_valid, q.vehicle_color) == (False, None)
+
+
+def test_retention_edge_is_refused_not_silently_dropped(ctx: AppContext) -> None:
+    """A record the ingest accepts survives the next maintenance run; one it would not is refused."""
+    seed(ctx)
+    now = dt.datetime.now(dt.UTC)
+    edge = record_time.oldest_accepted(now, 30)
+    items = [
+        pass_item("r-0000001", "粤B12345", edge + dt.timedelta(minutes=1)),
+        pass_item("r-0000002", "粤B12345", edge - dt.timedelta(minutes=1)),
+    ]
+    faces = [
+        {
+            "key": "r-face001",
+            "camera_id": FACE_CAMERA,
+            "ts": (edge - dt.timedelta(minutes=1)).isoformat(),
+            "person_id": "P-1",
+            "confidence": 0.9,
+        }
+    ]
+    with ctx.db.session() as s:
+        out = records.ingest_passes(s, items, retention_days=30)
+        assert out.reply.accepted == 1
+        assert "older than the retention of 30 days" in out.reply.rejected[0].errors[0]
+        assert records.ingest_faces(s, faces, retention_days=30).reply.rejected[0].index == 0
+    # the maintenance run of tomorrow (the next one that could drop anything new) keeps it
+    with ctx.db.engine.begin() as conn:
+        partitions.maintain(conn, ahead_days=1, retention_days=30, today=now.date() + dt.timedelta(days=1))
+    with ctx.db.session() as s:
+        assert s.scalars(select(Pass.key)).all() == ["r-0000001"]
 
 
 def test_passes_need_the_agent_role(client: TestClient, tokens: dict[str, str]) -> None:
@@ -146,7 +232,9 @@ def test_viid_motor_vehicles(client: TestClient, ctx: AppContext, tokens: dict[s
     stamp = local.strftime("%Y%m%d%H%M%S")
     objs = [
         viid_object("650100000011900000010220261122120000000010000001", "粤B54321", stamp),
-        viid_object("650100000011900000010220261122120000000010000002", "粤B5432", stamp),  # bad plate
+        viid_object(
+            "650100000011900000010220261122120000000010000002", "粤B5432", stamp
+        ),  # not a plate: kept
         viid_object("650100000011900000010220261122120000000010000003", "粤B54322", "2026-11-22"),
         viid_object(
             "650100000011900000010220261122120000000010000004",
@@ -155,6 +243,17 @@ def test_viid_motor_vehicles(client: TestClient, ctx: AppContext, tokens: dict[s
             tollgate="44030500001219999999",
         ),
         {"PlateNo": "粤B54324"},
+        # no plate read, an unknown Direction and colour code, an overlong DeviceID: stored without them
+        {
+            **{
+                k: v
+                for k, v in viid_object("650100000011900000010220261122120000000010000006", "", stamp).items()
+                if k != "PlateNo"
+            },
+            "Direction": "9",
+            "PlateColor": "0",
+            "DeviceID": "4" * 25,
+        },
     ]
     import json
 
@@ -165,16 +264,28 @@ def test_viid_motor_vehicles(client: TestClient, ctx: AppContext, tokens: dict[s
     )
     assert r.status_code == 200, r.text
     st = r.json()["ResponseStatusListObject"]["ResponseStatusObject"]
-    assert len(st) == 5
-    assert [s["StatusCode"] for s in st] == [0, 8, 8, 8, 8]
+    assert len(st) == 6
+    assert [s["StatusCode"] for s in st] == [0, 0, 8, 8, 8, 0]
     assert st[0]["Id"] == objs[0]["MotorVehicleID"] and st[0]["RequestURL"] == "/VIID/MotorVehicles"
     assert len(st[0]["LocalTime"]) == 14 and st[0]["LocalTime"].isdigit()
-    assert "plate_no" in st[1]["StatusString"]
     assert "PassTime" in st[2]["StatusString"]
     assert "not registered" in st[3]["StatusString"]
     assert "MotorVehicleID" in st[4]["StatusString"]
     with ctx.db.session() as s:
-        p = s.scalars(select(Pass)).one()
+        odd = {q.key: q for q in s.scalars(select(Pass).where(Pass.key != objs[0]["MotorVehicleID"]))}
+        p = s.scalars(select(Pass).where(Pass.key == objs[0]["MotorVehicleID"])).one()
+    assert (odd[objs[1]["MotorVehicleID"]].plate_no, odd[objs[1]["MotorVehicleID"]].plate_valid) == (
+        "粤B5432",
+        False,
+    )
+    q = odd[objs[5]["MotorVehicleID"]]
+    assert (q.plate_no, q.plate_kind, q.direction_deg, q.plate_color, q.device_id) == (
+        "未识别",
+        "unread",
+        None,
+        None,
+        None,
+    )
     # PassTime is local time (+08:00): stored as the same instant in UTC
     assert p.ts == local.astimezone(dt.UTC)
     assert p.ts.hour == (local.hour - 8) % 24
@@ -189,7 +300,21 @@ def test_viid_motor_vehicles(client: TestClient, ctx: AppContext, tokens: dict[s
     )
     assert r.json()["ResponseStatusListObject"]["ResponseStatusObject"][0]["StatusCode"] == 0
     with ctx.db.session() as s:
-        assert len(s.scalars(select(Pass.key)).all()) == 1
+        assert len(s.scalars(select(Pass.key)).all()) == 3
+
+
+def test_viid_mapping_keeps_odd_fields_as_warnings() -> None:
+    obj = {
+        "MotorVehicleID": "650100000011900000010220261122120000000010000009",
+        "TollgateID": CP1,
+        "PassTime": "20261122120000",
+        "Direction": "0",
+        "DeviceID": "x" * 21,
+    }
+    item, more = viid.to_pass(obj)
+    assert item["plate_no"] is None and item["direction_deg"] is None
+    assert more["device_id"] is None
+    assert [w.split(":")[0] for w in more[EXTRA_WARNINGS]] == ["Direction", "DeviceID"]
 
 
 def test_viid_malformed_bodies(client: TestClient, tokens: dict[str, str]) -> None:

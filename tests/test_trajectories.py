@@ -234,8 +234,8 @@ def test_partitions_on_postgres(db_url: str, ctx: AppContext) -> None:
     with ctx.db.engine.begin() as c:
         c.execute(
             text(
-                "INSERT INTO passes (plate_no, ts, key, checkpoint_id, received_at) "
-                "VALUES ('粤B12345', :ts, 'pt-far00001', :cp, now())"
+                "INSERT INTO passes (plate_no, ts, key, checkpoint_id, plate_kind, plate_valid, received_at) "
+                "VALUES ('粤B12345', :ts, 'pt-far00001', :cp, 'ordinary', true, now())"
             ),
             {"ts": far, "cp": CP1},
         )
@@ -279,8 +279,8 @@ def test_cli_db_maintain(
         # an old row (stored before retention was shortened) and a fresh one
         s.execute(
             text(
-                "INSERT INTO passes (plate_no, ts, key, checkpoint_id, received_at) "
-                "VALUES ('粤B12345', :ts, 'cli-old0001', :cp, :ts)"
+                "INSERT INTO passes (plate_no, ts, key, checkpoint_id, plate_kind, plate_valid, received_at) "
+                "VALUES ('粤B12345', :ts, 'cli-old0001', :cp, 'ordinary', true, :ts)"
             ),
             {"ts": old, "cp": CP1},
         )
@@ -299,3 +299,35 @@ def test_cli_db_maintain(
     if db_url.startswith("postgresql"):
         with ctx.db.engine.begin() as c:
             partitions.maintain(c, ahead_days=7, retention_days=100_000)
+
+
+def test_trajectory_of_an_unusual_or_misread_plate(
+    client: TestClient, ctx: AppContext, tokens: dict[str, str]
+) -> None:
+    """Plates stored as read (temporary, misread) can be followed; the no-plate markers cannot."""
+    seed(ctx)
+    t = base_time()
+    items = [
+        pass_item("odd-000001", "粤A12345临", t, CP1),
+        pass_item("odd-000002", "粤A12345临", t + dt.timedelta(minutes=1), CP2),
+        pass_item("odd-000003", "粤B1234", t + dt.timedelta(minutes=2), CP3),  # misread: not a plate
+        pass_item("odd-000004", "无牌", t + dt.timedelta(minutes=3), CP3),
+    ]
+    with ctx.db.session() as s:
+        assert records.ingest_passes(s, items).reply.accepted == 4
+    h = auth(tokens["investigator"])
+    q = {
+        "case_no": "A1",
+        "from": (t - dt.timedelta(hours=1)).isoformat(),
+        "to": (t + dt.timedelta(hours=1)).isoformat(),
+    }
+    r = client.get("/api/v1/trajectories/vehicle/粤A12345临", params=q, headers=h)
+    assert r.status_code == 200, r.text
+    assert [(p["checkpoint_id"], p["plate_kind"]) for p in r.json()["points"]] == [
+        (CP1, "temporary"),
+        (CP2, "temporary"),
+    ]
+    r = client.get("/api/v1/trajectories/vehicle/粤b1234", params=q, headers=h)
+    assert [(p["key"], p["plate_kind"]) for p in r.json()["points"]] == [("odd-000003", "other")]
+    r = client.get("/api/v1/trajectories/vehicle/无牌", params=q, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "plate_no"

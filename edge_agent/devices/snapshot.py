@@ -1,4 +1,4 @@
-"""Fetch one snapshot over HTTP (Digest or Basic), bounded in time and size, and check it is a JPEG.
+"""Fetch one snapshot over HTTP (Digest, or Basic where safe), bounded in time and size; check it is a JPEG.
 
 The device's answer is untrusted: the body is streamed and abandoned past `max_bytes`, the JPEG
 header is parsed for its size before anything decodes it (a 60 000 × 60 000 "snapshot" is a
@@ -17,6 +17,7 @@ from typing import Literal
 
 import httpx
 
+from edge_agent.devices.addresses import DeviceAddresses
 from edge_agent.devices.errors import AuthRefused, BadAnswer, DeviceError, classify
 
 # httpx logs every request URL at INFO, and a camera's snapshot URL may carry user:password
@@ -43,14 +44,27 @@ class Snapshot:
         return hashlib.sha256(self.data).hexdigest()
 
 
-class _DigestOrBasic(httpx.Auth):
-    """Answer whichever challenge the camera sends: Digest (most) or Basic (some older firmware)."""
+class _DeviceAuth(httpx.Auth):
+    """Answer the camera's challenge, Digest (most) or Basic (some older firmware), but Basic (the
+    password in clear) only where `DeviceAddresses.basic_allowed` says so; `withheld` tells why not."""
 
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, mode: SnapshotAuth, username: str, password: str, addresses: DeviceAddresses) -> None:
+        self._mode = mode
         self._digest = httpx.DigestAuth(username, password)
         self._basic = httpx.BasicAuth(username, password)
+        self._addresses = addresses
+        self.withheld = False
+
+    def _basic_ok(self, request: httpx.Request) -> bool:
+        ok = self._addresses.basic_allowed(request.url.scheme, request.url.host)
+        self.withheld = self.withheld or not ok
+        return ok
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._mode == "basic":
+            # preemptive Basic, as configured: still never in clear to a host that is not the device's
+            yield next(self._basic.auth_flow(request)) if self._basic_ok(request) else request
+            return
         response = yield request
         if response.status_code != 401:
             return
@@ -63,18 +77,14 @@ class _DigestOrBasic(httpx.Auth):
             except StopIteration:
                 return
             yield retry
-        elif scheme == "basic":
+        elif scheme == "basic" and self._mode == "auto" and self._basic_ok(request):
             yield next(self._basic.auth_flow(request))
 
 
-def _auth(mode: SnapshotAuth, username: str, password: str) -> httpx.Auth | None:
+def _auth(mode: SnapshotAuth, username: str, password: str, addresses: DeviceAddresses) -> _DeviceAuth | None:
     if mode == "none" or not username:
         return None
-    if mode == "digest":
-        return httpx.DigestAuth(username, password)
-    if mode == "basic":
-        return httpx.BasicAuth(username, password)
-    return _DigestOrBasic(username, password)
+    return _DeviceAuth(mode, username, password, addresses)
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -139,8 +149,19 @@ async def fetch_snapshot(
     max_bytes: int = DEFAULT_MAX_BYTES,
     client: httpx.AsyncClient | None = None,
     decode: bool = True,
+    addresses: DeviceAddresses | None = None,
 ) -> Snapshot:
-    """GET `url` and return the checked JPEG; raises only `DeviceError` subclasses."""
+    """GET `url` and return the checked JPEG; raises only `DeviceError` subclasses.
+
+    With credentials, `addresses` are the device's registered addresses: a URL elsewhere is refused
+    before any connection (see `edge_agent.devices.addresses`). Without it the caller vouches for
+    `url` itself (an explicitly registered snapshot URL), which then counts as the device's address.
+    """
+    if addresses is None:
+        addresses = DeviceAddresses.of(None, None, [url])
+    if username:
+        addresses.check_snapshot(url)
+    device_auth = _auth(auth, username, password, addresses)
     total = total_timeout_s if total_timeout_s is not None else connect_timeout_s + 2 * read_timeout_s
     own = client is None
     http = client or httpx.AsyncClient(
@@ -153,9 +174,14 @@ async def fetch_snapshot(
             async with http.stream(
                 "GET",
                 url,
-                auth=_auth(auth, username, password),
+                auth=device_auth,
                 timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
             ) as r:
+                if r.status_code == 401 and device_auth is not None and device_auth.withheld:
+                    raise AuthRefused(
+                        "snapshot URL asks for Basic auth (the password in clear) over plain HTTP from "
+                        "a host that is not the device's own: credentials not sent"
+                    )
                 if r.status_code in (401, 403):
                     raise AuthRefused(f"snapshot URL refused the credentials (HTTP {r.status_code})")
                 if r.status_code != 200:

@@ -2,8 +2,9 @@
 
 Steps, each with a typed outcome, later ones skipped with a reason when an earlier one makes them
 pointless: clock (unauthenticated GetSystemDateAndTime: reachable? clock skew?) → auth
-(GetDeviceInformation) → profiles → URIs (snapshot + stream of the first profile) → snapshot
-(fetch, check, and judge it when picture diagnosis is available). The whole run is bounded by one
+(GetDeviceInformation) → profiles → URIs (snapshot + stream of the first profile; a URI naming
+another host than the device's is refused, see `edge_agent.devices.addresses`) → snapshot (fetch,
+check, and judge it when picture diagnosis is available). The whole run is bounded by one
 deadline, enforced outside the steps by `run_with_deadline`.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from edge_agent.devices.addresses import DeviceAddresses
 from edge_agent.devices.errors import DeviceError
 from edge_agent.devices.snapshot import fetch_snapshot
 from edge_agent.probes import ProbeResult, ProbeSettings, Trace, current_trace, run_with_deadline
@@ -89,6 +91,12 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
     trace.data["result"] = res
     run = _Run(res, trace)
     snapshot_url = request.snapshot_url
+    # where the device's credentials may go: its ONVIF service, or the registry's snapshot URL
+    addresses = DeviceAddresses.of(
+        request.onvif.host if request.onvif else None,
+        request.onvif.port if request.onvif else None,
+        [request.snapshot_url],
+    )
 
     if request.onvif is None:
         for name in ("clock", "auth", "profiles", "uris"):
@@ -127,9 +135,20 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
 
                 async def uris() -> None:
                     # both asked even when one fails: a camera without GetSnapshotUri still streams
-                    got = await asyncio.gather(
-                        client.snapshot_uri(token), client.stream_uri(token), return_exceptions=True
+                    got: list[str | BaseException] = list(
+                        await asyncio.gather(
+                            client.snapshot_uri(token), client.stream_uri(token), return_exceptions=True
+                        )
                     )
+                    # A URI naming another host is neither used nor reported: the platform stores
+                    # what is reported and hands it to agents as the device's own address.
+                    for i, check in ((0, addresses.check_snapshot), (1, addresses.check_stream)):
+                        uri = got[i]
+                        if isinstance(uri, str):
+                            try:
+                                check(uri)
+                            except DeviceError as e:
+                                got[i] = e
                     if isinstance(got[0], str):
                         res.snapshot_uri = got[0]
                     if isinstance(got[1], str):
@@ -173,6 +192,7 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
                 read_timeout_s=settings.snapshot_read_timeout_s,
                 max_bytes=settings.snapshot_max_bytes,
                 decode=settings.decode_snapshot,
+                addresses=addresses,
             )
             trace.data["jpeg"] = snap.data
             res.snapshot = protocol.SnapshotInfo(

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from edge_agent.devices.addresses import DeviceAddresses
 from edge_agent.devices.errors import BadAnswer, DeviceError, DeviceTimeout, DeviceUnreachable
 from edge_agent.probes import ProbeResult, ProbeSettings, current_trace
 
@@ -45,14 +46,24 @@ def _with_credentials(url: str, username: str, password: str) -> str:
 
 
 def grab_jpeg(
-    url: str, username: str = "", password: str = "", timeout_s: float = 8.0
+    url: str,
+    username: str = "",
+    password: str = "",
+    timeout_s: float = 8.0,
+    addresses: DeviceAddresses | None = None,
 ) -> tuple[bytes, int, int]:
-    """Blocking: one frame of the stream as JPEG (bytes, width, height); raises a DeviceError."""
+    """Blocking: one frame of the stream as JPEG (bytes, width, height); raises a DeviceError.
+
+    With credentials and `addresses`, a URL on another host than the device's is refused before
+    anything connects (the credentials would go into it).
+    """
     import cv2
 
     u = urlsplit(url)
     if u.scheme.lower() not in ("rtsp", "rtsps") or not u.hostname:
         raise BadAnswer(f"not an RTSP URL: scheme {u.scheme!r}")
+    if username and addresses is not None:
+        addresses.check_stream(url, "RTSP URL")
     ms = int(timeout_s * 1000)
     with _env_lock:  # OpenCV reads the options from the environment at open time
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = _FFMPEG_OPTIONS.format(us=ms * 1000)
@@ -83,11 +94,15 @@ def grab_jpeg(
 
 
 async def fetch_frame(
-    url: str, username: str = "", password: str = "", timeout_s: float = 8.0
+    url: str,
+    username: str = "",
+    password: str = "",
+    timeout_s: float = 8.0,
+    addresses: DeviceAddresses | None = None,
 ) -> tuple[bytes, int, int]:
     """`grab_jpeg` in a worker thread."""
     try:
-        return await asyncio.to_thread(grab_jpeg, url, username, password, timeout_s)
+        return await asyncio.to_thread(grab_jpeg, url, username, password, timeout_s, addresses)
     except DeviceError:
         raise
     except Exception as e:  # OpenCV raises cv2.error on broken streams

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tianwang.errors import NotFound
 from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
+from tianwang.record_time import ts_problem
 from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Snapshot, utcnow
 from tianwang.storage.objectstore import ObjectStore
 
@@ -129,6 +130,7 @@ def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> 
 
 def _validate(items: list[dict[str, Any]], model: Any) -> tuple[list[tuple[int, Any]], list[Rejected]]:
     good, bad = [], []
+    now = utcnow()
     for i, raw in enumerate(items):
         try:
             item = model.model_validate(raw)
@@ -138,8 +140,10 @@ def _validate(items: list[dict[str, Any]], model: Any) -> tuple[list[tuple[int, 
                 Rejected(index=i, key=str(raw.get("key")) if isinstance(raw, dict) else None, errors=errs)
             )
             continue
-        if item.ts.tzinfo is None:
-            bad.append(Rejected(index=i, key=item.key, errors=["ts: needs a UTC offset"]))
+        # no offset, or more than an hour ahead (a 2099 reading would keep the device online forever)
+        problem = ts_problem(item.ts, now)
+        if problem is not None:
+            bad.append(Rejected(index=i, key=item.key, errors=[problem]))
             continue
         good.append((i, item))
     return good, bad

@@ -14,15 +14,25 @@ Syntax accepted (GA 36-2018 号牌 as seen by checkpoint cameras; reasonable, no
   D is battery-electric, F any other new energy;
 - embassy (使馆): ``使`` and six digits (``使014578``);
 - armed police (武警): ``WJ``, an optional province character, five serial characters
-  (``WJ粤12345``), possibly ending in a class letter.
+  (``WJ粤12345``), possibly ending in a class letter;
+- recognised loosely, by shape only: temporary plates (any plate text carrying 临), military
+  plates (a branch letter, a letter and five digits, ``VA12345``), civil aviation (``民航`` and five serial
+  characters) and Hong Kong / Macao plates read as they are painted (two letters and up to
+  four digits, ``AB1234``, ``MA1234``).
 
-Not accepted (refused with a reason): military plates (two-letter prefixes such as ``VA``),
-temporary plates (临时), civil-aviation (民航) and the old-style black Hong Kong / Macao plates
-read as foreign text. A checkpoint that reads no plate (无牌 / 未识别) sends no plate at all.
+`parse` refuses anything else with a reason (hotlist entries, trajectory queries). The ingest uses
+`read`, which never refuses: a pass is evidence even without a readable plate, and the vehicles with
+none are the ones investigators look for. `read` stores
+
+- no plate on the vehicle (无牌, 无车牌, …) as the marker ``无牌`` (kind ``none``);
+- nothing read (empty, 未识别, 未知, all zeros or stars, longer than 40 characters) as the marker
+  ``未识别`` (kind ``unread``);
+- any other text as read, normalised, with kind ``other`` and `valid` false.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -50,6 +60,45 @@ class PlateKind(StrEnum):
     new_energy = "new_energy"
     embassy = "embassy"
     armed_police = "armed_police"
+    temporary = "temporary"
+    military = "military"
+    civil_aviation = "civil_aviation"
+    hk_macao = "hk_macao"
+    other = "other"  # text that is not a plate of any known shape (misread, foreign): kept as read
+    none = "none"  # the vehicle carries no plate (无牌)
+    unread = "unread"  # the checkpoint read nothing (未识别)
+
+
+# Kinds whose `plate_no` is not a plate that was read off the vehicle.
+NOT_VALID = frozenset({PlateKind.other, PlateKind.none, PlateKind.unread})
+# Markers stored as `plate_no` when there is no plate text to keep.
+NO_PLATE = "无牌"
+UNREAD = "未识别"
+MARKERS = frozenset({NO_PLATE, UNREAD})
+# What vendors send (after normalisation) for these two cases.
+_NO_PLATE_WORDS = frozenset({"无牌", "无车牌", "无号牌", "无牌车", "无牌照", "NOPLATE"})
+_UNREAD_WORDS = frozenset(
+    {
+        "",
+        "未识别",
+        "未知",
+        "车牌",
+        "未识别车牌",
+        "无法识别",
+        "识别失败",
+        "不识别",
+        "UNKNOWN",
+        "NULL",
+        "NONE",
+        "NA",
+    }
+)
+# Longest plate text kept as read (the column is 40 characters).
+MAX_READ = 40
+# PLA plates: the issuing branch or region letter (V 军委, K 空军, H 海军, B/S/L/J/N/G/C 战区旧军区, Z 直属),
+# a second letter, five digits
+_MILITARY = re.compile(r"^[VKHBSLJNGCZ][A-Z][0-9]{5}$")
+_HK_MACAO = re.compile(r"^[A-Z]{2}[0-9]{1,4}$")
 
 
 # Plate colour: GA/T 1400.3 ColorType (颜色类型), the code carried in MotorVehicleObject.PlateColor
@@ -84,6 +133,11 @@ class Plate:
     plate_no: str
     kind: PlateKind
     province: str | None
+    why: str | None = None  # for a kind in NOT_VALID: why the text is not a plate
+
+    @property
+    def valid(self) -> bool:
+        return self.kind not in NOT_VALID
 
 
 def normalise(text: str) -> str:
@@ -142,6 +196,16 @@ def _why_not(p: str) -> tuple[PlateKind, str | None] | str:
         ):
             return (PlateKind.armed_police, p[2] if p[2:3] and p[2] in PROVINCES else None)
         return "armed-police plates are WJ, an optional province and five serial characters"
+    if "临" in p:
+        return (PlateKind.temporary, p[0] if p[0] in PROVINCES else None)
+    if p.startswith("民航"):
+        if _serial(p[2:], 5):
+            return (PlateKind.civil_aviation, None)
+        return "civil-aviation plates are 民航 and five serial characters"
+    if _MILITARY.match(p):
+        return (PlateKind.military, None)
+    if _HK_MACAO.match(p):
+        return (PlateKind.hk_macao, None)
     if p[0] not in PROVINCES:
         return f"first character {p[0]!r} is not a province abbreviation"
     if len(p) < 2 or p[1] not in AUTHORITY:
@@ -160,20 +224,37 @@ def _why_not(p: str) -> tuple[PlateKind, str | None] | str:
     return f"serial {serial!r} is not five characters (or four and a class character such as 学 or 警)"
 
 
+def read(text: str | None) -> Plate:
+    """What a checkpoint read, classified; never raises. See the module notes for the markers."""
+    p = normalise(text) if isinstance(text, str) else ""
+    if p in _NO_PLATE_WORDS:
+        return Plate(NO_PLATE, PlateKind.none, None, "the vehicle carries no plate")
+    if p in _UNREAD_WORDS or set(p) <= set("0*?X") or len(p) > MAX_READ:
+        why = "no plate text" if len(p) <= MAX_READ else f"longer than {MAX_READ} characters"
+        return Plate(UNREAD, PlateKind.unread, None, why)
+    got = _why_not(p)
+    if isinstance(got, str):
+        return Plate(p, PlateKind.other, None, got)
+    return Plate(p, *got)
+
+
 def parse(text: str) -> Plate:
     """Normalise and check; raise InvalidPlate naming why the text is not a plate."""
     if not isinstance(text, str):
         raise InvalidPlate("plate_no must be text", errors=[{"field": "plate_no", "message": "not text"}])
-    p = normalise(text)
-    got = _why_not(p)
-    if isinstance(got, str):
-        raise InvalidPlate(f"{p!r}: {got}", errors=[{"field": "plate_no", "message": got}])
-    kind, province = got
-    return Plate(p, kind, province)
+    got = read(text)
+    if got.kind in (PlateKind.none, PlateKind.unread) and normalise(text) in MARKERS | _NO_PLATE_WORDS:
+        why = f"{got.plate_no} is not a plate: it marks passes without one"
+        raise InvalidPlate(why, errors=[{"field": "plate_no", "message": why}])
+    if not got.valid:
+        p = normalise(text)
+        why = "empty plate" if not p else (got.why or "not a plate")
+        raise InvalidPlate(f"{p!r}: {why}", errors=[{"field": "plate_no", "message": why}])
+    return got
 
 
 def is_valid(text: str) -> bool:
-    return not isinstance(_why_not(normalise(text)), str)
+    return read(text).valid
 
 
 def colour_code(value: str | int | None) -> str | None:

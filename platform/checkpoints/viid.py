@@ -5,6 +5,11 @@ TollgateID (our checkpoint_id), DeviceID, LaneNo, PassTime (yyyyMMddHHmmss in Ch
 Time, +08:00, no offset written), PlateNo, PlateColor and VehicleColor (ColorType codes),
 VehicleClass, Speed (km/h), Direction (GA/T 1400 行驶方向 code), StorageUrl1..5 (the first
 present is kept as the image). Each object gets its own status in the answer.
+
+Only MotorVehicleID, PassTime and TollgateID are required. A missing or unread PlateNo is a pass
+without a plate, stored under a marker (`plates.read`); a Direction outside 1–8 (vendors send 0 or
+9 for unknown) or an overlong DeviceID is dropped with a warning, and so are a non-numeric Speed or
+LaneNo (by the pass ingest), so one odd attribute never loses the pass.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
+
+from tianwang.protocol.sightings import EXTRA_WARNINGS
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 REQUEST_URL = "/VIID/MotorVehicles"
@@ -62,7 +69,8 @@ def _text(o: dict[str, Any], name: str) -> str | None:
 
 
 def to_pass(o: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One MotorVehicleObject → (native pass item, extra columns). Raises ValueError naming the field."""
+    """One MotorVehicleObject → (native pass item, extra columns and, under EXTRA_WARNINGS, what was
+    dropped). Raises ValueError naming the field when a required one is missing or malformed."""
     if not isinstance(o, dict):
         raise ValueError("MotorVehicleObject must be an object")
     mid = _text(o, "MotorVehicleID")
@@ -84,7 +92,7 @@ def to_pass(o: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "checkpoint_id": tollgate,
         "lane": int(lane) if lane and lane.isdigit() else lane,
         "ts": ts,
-        "plate_no": _text(o, "PlateNo") or "",
+        "plate_no": _text(o, "PlateNo"),
         "plate_color": _text(o, "PlateColor"),
         "vehicle_color": _text(o, "VehicleColor"),
         "vehicle_type": _text(o, "VehicleClass"),
@@ -92,12 +100,19 @@ def to_pass(o: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "direction_deg": DIRECTION_DEG.get(direction) if direction is not None else None,
         "image_key": image,
     }
+    warnings: list[str] = []
     if direction is not None and direction not in DIRECTION_DEG:
-        raise ValueError(f"Direction: {direction!r} is not a 行驶方向 code 1–8")
+        warnings.append(
+            f"Direction: {direction[:20]!r} is not a 行驶方向 code 1–8 (dropped: stored without it)"
+        )
     device = _text(o, "DeviceID")
     if device is not None and len(device) > 20:
-        raise ValueError("DeviceID: at most 20 characters")
-    return item, {"device_id": device}
+        warnings.append("DeviceID: more than 20 characters (dropped: stored without it)")
+        device = None
+    more: dict[str, Any] = {"device_id": device}
+    if warnings:
+        more[EXTRA_WARNINGS] = warnings
+    return item, more
 
 
 def _is_number(s: str) -> bool:

@@ -6,11 +6,18 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tianwang.protocol.ingest import IngestReply
+
 KEY = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
 
 
 class PassItem(BaseModel):
-    """One vehicle pass (过车); `plate_no` is normalised and checked by the platform."""
+    """One vehicle pass (过车); `plate_no` is normalised and classified by the platform.
+
+    Only `key`, `checkpoint_id` and `ts` are required. A pass without a readable plate is sent with
+    `plate_no` absent, empty, 无牌 or 未识别 and is stored (see `checkpoints.plates.read`). An
+    optional field out of range is dropped (stored null) and named in the reply's `warnings`.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -18,13 +25,46 @@ class PassItem(BaseModel):
     checkpoint_id: str = Field(min_length=1, max_length=20)
     lane: int | None = Field(None, ge=0, le=99)
     ts: dt.datetime
-    plate_no: str = Field(min_length=1, max_length=40)
+    plate_no: str | None = Field(None, max_length=40)
     plate_color: str | int | None = None
     vehicle_type: str | None = Field(None, max_length=10)
     vehicle_color: str | int | None = None
     speed_kmh: float | None = Field(None, ge=0, le=400)
     direction_deg: float | None = Field(None, ge=0, lt=360)
     image_key: str | None = Field(None, max_length=1000)
+
+
+# What may be dropped from an item, with a warning, instead of refusing it.
+PASS_OPTIONAL = frozenset(
+    {
+        "lane",
+        "plate_no",
+        "plate_color",
+        "vehicle_type",
+        "vehicle_color",
+        "speed_kmh",
+        "direction_deg",
+        "image_key",
+    }
+)
+FACE_OPTIONAL = frozenset({"image_key"})
+# In the extra columns a mapping hands to the pass ingest (GA/T 1400): its own warnings, not a column.
+EXTRA_WARNINGS = "_warnings"
+PHONE_OPTIONAL = frozenset({"imei", "mac", "rssi"})
+
+
+class Warned(BaseModel):
+    """An item stored without some of its fields: what was dropped and why."""
+
+    index: int
+    key: str | None = None
+    warnings: list[str]
+
+
+class RecordReply(IngestReply):
+    """The ingest reply for passes and sightings: `warnings` lists items stored with fields dropped."""
+
+    warnings: list[Warned] = Field(default_factory=list)
 
 
 class FaceItem(BaseModel):

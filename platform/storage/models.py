@@ -334,10 +334,14 @@ class Pass(Base):
 
     __tablename__ = "passes"
 
-    plate_no: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # the plate as read (normalised), or the marker 无牌 / 未识别 when there is none (plates.read)
+    plate_no: Mapped[str] = mapped_column(String(40), primary_key=True)
     ts: Mapped[dt.datetime] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     checkpoint_id: Mapped[str] = mapped_column(String(20))
+    # plates.PlateKind; `plate_valid` is false for other / none / unread: plate_no is not a real plate
+    plate_kind: Mapped[str] = mapped_column(String(16), default="ordinary")
+    plate_valid: Mapped[bool] = mapped_column(Boolean, default=True)
     lane: Mapped[int | None] = mapped_column(Integer, default=None)
     plate_color: Mapped[str | None] = mapped_column(String(2), default=None)
     vehicle_type: Mapped[str | None] = mapped_column(String(10), default=None)

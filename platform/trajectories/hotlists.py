@@ -3,6 +3,9 @@
 An alarm is stored in the same transaction as the record that raised it, so a committed pass is
 never without its alarm and delivery survives a restart; listeners are woken after the commit
 and read the alarms from the database (the stream resumes from an alarm id).
+
+Only the investigator who made a hotlist, or an admin, may withdraw it. Reading alarms (where and
+when listed subjects were seen) leaves one audit row per call: who, when, since, how many.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.orm import Session
 
+from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import plates
-from tianwang.errors import NotFound, ValidationFailed
-from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, utcnow
+from tianwang.errors import Forbidden, NotFound, ValidationFailed
+from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, Role, utcnow
+from tianwang.trajectories import audit
 
 Kind = Literal["plate", "imsi", "person"]
 CHUNK = 5000
+# case_no of an alarm-read audit row when the reader named none (alarms span every case)
+NO_CASE = "-"
 
 
 class EntryIn(BaseModel):
@@ -122,11 +129,18 @@ def get(session: Session, hotlist_id: int) -> tuple[Hotlist, list[HotlistEntry]]
     return h, entries
 
 
-def revoke(session: Session, hotlist_id: int, by: str) -> Hotlist:
-    """Withdraw a hotlist (撤控): it raises no more alarms; it and its alarms stay on record."""
+def revoke(session: Session, hotlist_id: int, by: Principal | str) -> Hotlist:
+    """Withdraw a hotlist (撤控): it raises no more alarms; it and its alarms stay on record.
+
+    Only its creator or an admin may; `by` as a bare name can only be the creator (no role known)."""
     h, _ = get(session, hotlist_id)
+    name, role = (by.name, by.role) if isinstance(by, Principal) else (by, None)
+    if name != h.created_by and role is not Role.admin:
+        raise Forbidden(
+            f"hotlist {hotlist_id} was made by {h.created_by}: only they or an admin may withdraw it"
+        )
     if h.revoked_at is None:
-        h.revoked_at, h.revoked_by = utcnow(), by
+        h.revoked_at, h.revoked_by = utcnow(), name
         session.flush()
     return h
 
@@ -208,14 +222,55 @@ def match(session: Session, kind: Kind, seen: list[Seen]) -> list[Alarm]:
 
 
 def list_alarms(
-    session: Session, *, since: dt.datetime | None, after_id: int | None, limit: int
+    session: Session,
+    *,
+    since: dt.datetime | None,
+    after_id: int | None,
+    limit: int,
+    reader: Principal | None = None,
+    case_no: str | None = None,
 ) -> list[Alarm]:
+    """Alarms oldest first; with `reader`, the read is audited (one row, in the same transaction)."""
     stmt = select(Alarm)
     if since is not None:
         stmt = stmt.where(Alarm.created_at >= since)
     if after_id is not None:
         stmt = stmt.where(Alarm.id > after_id)
-    return list(session.scalars(stmt.order_by(Alarm.id).limit(limit)))
+    rows = list(session.scalars(stmt.order_by(Alarm.id).limit(limit)))
+    if reader is not None:
+        audit_alarm_read(
+            session,
+            reader,
+            route="alarms.list",
+            since=since,
+            after_id=after_id,
+            count=len(rows),
+            case_no=case_no,
+        )
+    return rows
+
+
+def audit_alarm_read(
+    session: Session,
+    reader: Principal,
+    *,
+    route: str,
+    since: dt.datetime | None,
+    after_id: int | None,
+    count: int,
+    case_no: str | None = None,
+) -> None:
+    """One audit row for a read of alarms (a list call, or the opening of a stream): who, when
+    (the row's `at`), from when, how many. One insert: cheap enough for every call."""
+    audit.record(
+        session,
+        user=reader.name,
+        role=reader.role.value,
+        route=route,
+        case_no=audit.check_case_no(case_no) if case_no else NO_CASE,
+        params={"since": since, "after_id": after_id},
+        result_size=count,
+    )
 
 
 def last_alarm_id(session: Session) -> int:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
 
+from tianwang.record_time import retention_cutoff
+
 RECORD_TABLES = ("passes", "face_sightings", "phone_sightings")
 SCHEMA = "parts"
 _NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<day>\d{8})$")
@@ -94,7 +96,8 @@ def maintain(
     `today - retention_days` (and delete such rows from the default partition). Idempotent."""
     today = today or dt.datetime.now(dt.UTC).date()
     cutoff = today - dt.timedelta(days=retention_days)
-    cutoff_ts = dt.datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=dt.UTC)
+    # the same instant the ingest refuses records against (record_time), so none is accepted to be dropped
+    cutoff_ts = retention_cutoff(today, retention_days)
     rep = MaintenanceReport()
     if conn.dialect.name != "postgresql":
         for table in RECORD_TABLES:

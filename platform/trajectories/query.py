@@ -77,7 +77,7 @@ _KINDS: dict[str, tuple[Any, Any, Any, Any, Any, str, tuple[str, ...]]] = {
         Checkpoint,
         Checkpoint.checkpoint_id,
         "checkpoint_id",
-        ("lane", "speed_kmh", "image_key", "plate_color", "direction_deg"),
+        ("lane", "speed_kmh", "image_key", "plate_color", "direction_deg", "plate_kind"),
     ),
     "person": (
         FaceSighting,
@@ -102,7 +102,13 @@ _KINDS: dict[str, tuple[Any, Any, Any, Any, Any, str, tuple[str, ...]]] = {
 
 def subject_of(kind: str, raw: str) -> str:
     if kind == "vehicle":
-        return plates.parse(raw).plate_no
+        # any plate text stored as read can be followed, including one that is not a valid plate;
+        # the markers cannot: every pass without a plate shares them
+        p = plates.read(raw)
+        if p.kind in (plates.PlateKind.none, plates.PlateKind.unread):
+            why = f"{p.plate_no}: passes without a readable plate have no trajectory (query the checkpoint)"
+            raise plates.InvalidPlate(why, errors=[{"field": "plate_no", "message": why}])
+        return p.plate_no
     s = raw.strip()
     if not s or len(s) > 64:
         raise ValidationFailed(f"{kind} id must be 1–64 characters")

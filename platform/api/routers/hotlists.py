@@ -67,7 +67,7 @@ def withdraw_hotlist(
     hotlist_id: HotlistId, db: DB, a: Annotated[Audited, Depends(audited("hotlists.withdraw"))]
 ) -> dict[str, Any]:
     """Withdraw (撤控): no more alarms; the hotlist and its alarms stay on record."""
-    h = hotlists.revoke(db, hotlist_id, a.principal.name)
+    h = hotlists.revoke(db, hotlist_id, a.principal)  # the creator or an admin, else 403
     _, entries = hotlists.get(db, h.id)
     a.record(db, {"hotlist_id": hotlist_id}, 1)
     return hotlists.hotlist_dict(h, entries)
@@ -76,7 +76,7 @@ def withdraw_hotlist(
 @router.get("/alarms")
 def list_alarms(
     db: DB,
-    _who: Investigator,
+    who: Investigator,
     since: dt.datetime | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
@@ -86,7 +86,7 @@ def list_alarms(
         raise ValidationFailed(
             "since needs a UTC offset", errors=[{"field": "since", "message": "naive time"}]
         )
-    rows = hotlists.list_alarms(db, since=since, after_id=decode_cursor(cursor), limit=limit + 1)
+    rows = hotlists.list_alarms(db, since=since, after_id=decode_cursor(cursor), limit=limit + 1, reader=who)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -102,7 +102,7 @@ def list_alarms(
 async def alarm_stream(
     request: Request,
     ctx: Ctx,
-    _who: Investigator,
+    who: Investigator,
     after: Annotated[int | None, Query(ge=0, description="resume after this alarm id")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
@@ -116,9 +116,11 @@ async def alarm_stream(
                 errors=[{"field": "Last-Event-ID", "message": "not an id"}],
             )
         start = int(last_event_id)
-    if start is None:
-        with ctx.db.session() as s:
+    with ctx.db.session() as s:
+        if start is None:
             start = hotlists.last_alarm_id(s)
+        # audited once, at open: who listens and from which alarm on
+        hotlists.audit_alarm_read(s, who, route="alarms.stream", since=None, after_id=start, count=0)
     hub = request.app.state.alarm_hub
     poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
 

@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import viid
-from tianwang.protocol.ingest import Batch, IngestReply
+from tianwang.protocol.ingest import Batch
+from tianwang.protocol.sightings import RecordReply
 from tianwang.storage.models import Role
 from tianwang.trajectories import records
 
@@ -29,25 +30,40 @@ def _wake(request: Request, out: records.Outcome) -> None:
         request.app.state.alarm_hub.publish()
 
 
-@router.post("/api/v1/ingest/passes", response_model=IngestReply)
-def ingest_passes(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOnly) -> IngestReply:
-    out = records.ingest_passes(db, body.items, copy_threshold=ctx.settings.ingest_copy_threshold)
+@router.post("/api/v1/ingest/passes", response_model=RecordReply)
+def ingest_passes(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOnly) -> RecordReply:
+    out = records.ingest_passes(
+        db,
+        body.items,
+        copy_threshold=ctx.settings.ingest_copy_threshold,
+        retention_days=ctx.settings.pass_retention_days,
+    )
     db.commit()
     _wake(request, out)
     return out.reply
 
 
-@router.post("/api/v1/ingest/faces", response_model=IngestReply)
-def ingest_faces(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOnly) -> IngestReply:
-    out = records.ingest_faces(db, body.items, copy_threshold=ctx.settings.ingest_copy_threshold)
+@router.post("/api/v1/ingest/faces", response_model=RecordReply)
+def ingest_faces(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOnly) -> RecordReply:
+    out = records.ingest_faces(
+        db,
+        body.items,
+        copy_threshold=ctx.settings.ingest_copy_threshold,
+        retention_days=ctx.settings.pass_retention_days,
+    )
     db.commit()
     _wake(request, out)
     return out.reply
 
 
-@router.post("/api/v1/ingest/phones", response_model=IngestReply)
-def ingest_phones(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOnly) -> IngestReply:
-    out = records.ingest_phones(db, body.items, copy_threshold=ctx.settings.ingest_copy_threshold)
+@router.post("/api/v1/ingest/phones", response_model=RecordReply)
+def ingest_phones(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOnly) -> RecordReply:
+    out = records.ingest_phones(
+        db,
+        body.items,
+        copy_threshold=ctx.settings.ingest_copy_threshold,
+        retention_days=ctx.settings.pass_retention_days,
+    )
     db.commit()
     _wake(request, out)
     return out.reply
@@ -84,17 +100,23 @@ async def viid_motor_vehicles(request: Request, ctx: Ctx, _who: AgentOnly) -> JS
             where.append(i)
         with ctx.db.session() as s:
             out = records.ingest_passes(
-                s, items, copy_threshold=ctx.settings.ingest_copy_threshold, extra=extra
+                s,
+                items,
+                copy_threshold=ctx.settings.ingest_copy_threshold,
+                extra=extra,
+                retention_days=ctx.settings.pass_retention_days,
             )
         if out.alarms:
             request.app.state.alarm_hub.publish()
         bad = {r.index: r for r in out.reply.rejected}
+        warned = {w.index: "; ".join(w.warnings) for w in out.reply.warnings}
         for n, i in enumerate(where):
             key = items[n]["key"]
             if n in bad:
                 statuses[i] = viid.status(key, viid.INVALID_JSON_CONTENT, "; ".join(bad[n].errors))
             elif key in out.inserted_keys:
-                statuses[i] = viid.status(key, viid.OK, "OK")
+                note = f"OK (stored without: {warned[n]})" if n in warned else "OK"
+                statuses[i] = viid.status(key, viid.OK, note)
             else:
                 statuses[i] = viid.status(key, viid.OK, "OK (already stored)")
         return [s for s in statuses if s is not None]

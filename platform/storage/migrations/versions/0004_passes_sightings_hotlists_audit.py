@@ -33,10 +33,12 @@ def _record_indexes(table: str, sensor: str) -> None:
 def upgrade() -> None:
     op.create_table(
         "passes",
-        sa.Column("plate_no", sa.String(length=16), nullable=False),
+        sa.Column("plate_no", sa.String(length=40), nullable=False),
         sa.Column("ts", UTC(timezone=True), nullable=False),
         sa.Column("key", sa.String(length=128), nullable=False),
         sa.Column("checkpoint_id", sa.String(length=20), nullable=False),
+        sa.Column("plate_kind", sa.String(length=16), nullable=False),
+        sa.Column("plate_valid", sa.Boolean(), nullable=False),
         sa.Column("lane", sa.Integer(), nullable=True),
         sa.Column("plate_color", sa.String(length=2), nullable=True),
         sa.Column("vehicle_type", sa.String(length=10), nullable=True),
