@@ -206,3 +206,53 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def _fresh_pg_database() -> tuple[str, str]:
+    why = _pg_available()
+    if why:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true and is not reachable at {PG_URL}: {why}")
+        pytest.skip(f"PostgreSQL not reachable ({why}); set TIANWANG_TEST_PG_URL")
+    name = f"tw_world_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def movement_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple]:
+    """(ctx, world): the movement simulator's default ground-truth world (tests/movement_support.py)
+    loaded into its own database, once per session and database kind. Read-only: do not write to it."""
+    from tests import movement_support
+
+    pg_name = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('world') / 'world.db'}"
+    else:
+        pg_name, url = _fresh_pg_database()
+    migrate.upgrade(url)
+    tmp = tmp_path_factory.mktemp("world-data")
+    s = Settings(
+        data_dir=tmp,
+        database_url=url,
+        object_store=f"dir:{tmp / 'objects'}",
+        secret_key=Fernet.generate_key().decode(),
+        public_url="http://testserver",
+    )
+    c = AppContext.build(s)
+    w = movement_support.world()
+    movement_support.load(c, w)
+    try:
+        yield c, w
+    finally:
+        c.close()
+        if pg_name:
+            admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+            admin.dispose()
