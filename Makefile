@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint types pytest install clean bench
+.PHONY: demo test lint types pytest install clean bench chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,9 +13,22 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP)
+# the console's browser libraries (Leaflet) from the npm registry, pinned by package-lock.json
+WEB    := platform/web
+VENDOR := $(WEB)/node_modules/.package-lock.json
 
-demo: $(STAMP)
+$(VENDOR): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+
+# browser tests drive Debian's Chromium; installed here when missing (root, or sudo without a password)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+install: $(STAMP) $(VENDOR)
+
+demo: $(STAMP) $(VENDOR)
 	$(BIN)/tianwang demo
 
 lint: $(STAMP)
@@ -25,10 +38,10 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy platform edge_agent simulator
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(VENDOR) chromium
 	$(BIN)/python -m pytest -q
 
 test: lint types pytest
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache $(WEB)/node_modules

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
     import_max_bytes: int = 50 * 1024 * 1024
     # any other request body (ingest batches, registry writes); imports and object uploads have their own
+    # the console's map: a tile URL template of the police GIS ({z}/{x}/{y}); empty: no tiles are fetched
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+    # where the console's npm libraries (Leaflet) are installed; empty: platform/web/node_modules
+    web_vendor_dir: str = ""
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
 
     @property

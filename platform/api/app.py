@@ -32,6 +32,7 @@ from tianwang.config import Settings, get_settings
 from tianwang.context import AppContext
 from tianwang.storage import migrate
 from tianwang.trajectories.wake import AlarmHub
+from tianwang.web import console
 
 log = logging.getLogger("tianwang.api")
 
@@ -137,4 +138,5 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(trajectories.router)
     app.include_router(hotlists.router)
     app.include_router(coverage.router)
+    console.mount(app, settings)
     return app
