@@ -14,11 +14,14 @@ from tianwang.agents.notify import Notifier
 from tianwang.api import problems
 from tianwang.api.routers import (
     agents,
+    analysis,
+    analysis_places,
     camera_bulk,
     cameras,
     checkpoints,
     coverage,
     evidence,
+    fusion,
     hotlists,
     ingest,
     ingest_sightings,
@@ -135,7 +138,10 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(ingest.router)
     app.include_router(evidence.router)
     app.include_router(ingest_sightings.router)
+    app.include_router(fusion.router)  # before trajectories: /trajectories/fusion
     app.include_router(trajectories.router)
+    app.include_router(analysis.router)
+    app.include_router(analysis_places.router)
     app.include_router(hotlists.router)
     app.include_router(coverage.router)
     console.mount(app, settings)
