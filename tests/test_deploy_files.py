@@ -112,7 +112,13 @@ def test_commands_are_real_cli_verbs_and_options(compose: dict[str, Any]) -> Non
 def test_dockerfile() -> None:
     text = (ROOT / "Dockerfile").read_text()
     froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    assert froms and all(f.startswith("python:3.11") for f in froms)
+    assert (
+        froms
+        and froms[-1].startswith("python:3.11")
+        and all(f.split(":")[0] in ("python", "node") for f in froms)
+    )
+    # the console's Leaflet comes from the npm lock file into the final image, where the API looks for it
+    assert "npm ci" in text and "COPY --from=web /web/node_modules /opt/tianwang/web/node_modules" in text
     assert re.search(r"^HEALTHCHECK .*healthz", text, re.M | re.S)
     assert re.search(r"^USER\s+(?!root)\w+", text, re.M), "runs as a non-root user"
     assert 'ENTRYPOINT ["tianwang"]' in text
