@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -253,9 +253,15 @@ def sweep(session: Session, allowed_misses: int, now: dt.datetime | None = None)
     """Mark devices whose reports stopped as offline; returns how many changed. Idempotent."""
     now = now or utcnow()
     changed = 0
-    for model in (Camera, Checkpoint):
+    # Only silence depends on the clock (derive_status): a device that reported within the shortest
+    # interval × allowed misses keeps the status its last report gave it, so only older ones are read.
+    shortest = session.scalar(select(func.min(Camera.health_interval_s)))
+    for model, interval in ((Camera, shortest or 60), (Checkpoint, 60)):
+        stale_before = now - dt.timedelta(seconds=interval * allowed_misses)
         rows = session.scalars(
-            select(model).where(model.last_checked.is_not(None), model.status != "offline")
+            select(model).where(
+                model.last_checked.is_not(None), model.last_checked < stale_before, model.status != "offline"
+            )
         )
         for dev in rows:
             before = dev.status
