@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -131,12 +132,15 @@ def start_api(url: str, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
         "TIANWANG_DATA_DIR": data_dir,
         "TIANWANG_OBJECT_STORE": f"dir:{data_dir}/objects",
         "TIANWANG_ALARM_POLL_S": "0.5",
+        # PostgreSQL is shared, so the API insists on a configured key (any Fernet key will do here)
+        "TIANWANG_SECRET_KEY": Fernet.generate_key().decode(),
     }
+    log = open(os.path.join(data_dir, "api.log"), "wb")  # noqa: SIM115 - the child writes it
     proc = subprocess.Popen(
         [sys.executable, "-c", "from tianwang.cli import main; main()", "serve", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -147,7 +151,9 @@ def start_api(url: str, data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit("the API did not start")
+    with open(os.path.join(data_dir, "api.log"), encoding="utf-8", errors="replace") as f:
+        tail = f.read()[-2000:]
+    raise SystemExit(f"the API did not start:\n{tail}")
 
 
 def to_items(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

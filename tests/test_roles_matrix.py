@@ -61,6 +61,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/trajectories/person/{person_id}"): {A, V},
     ("GET", "/api/v1/trajectories/phone/{imsi}"): {A, V},
     ("GET", "/api/v1/audit"): {A},
+    ("GET", "/api/v1/hotlists"): {A, V},
     ("GET", "/api/v1/trajectories/fusion"): {A, V},
     ("POST", "/api/v1/hotlists"): {A, V},
     ("GET", "/api/v1/hotlists/{hotlist_id}"): {A, V},

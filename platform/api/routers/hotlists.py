@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from tianwang.api.audit import Audited, audited
@@ -19,7 +20,7 @@ from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.errors import TianwangError, ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
-from tianwang.storage.models import Role
+from tianwang.storage.models import Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit, hotlists
 
 router = APIRouter(prefix="/api/v1", tags=["hotlists"])
@@ -28,6 +29,12 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 HotlistId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 # alarms read per database round trip of one stream: what a slow client can make the server hold
 STREAM_BATCH = 200
+# entries shown with each hotlist of a list (the whole list is GET /hotlists/{id})
+LIST_ENTRIES = 10
+CaseNo = Annotated[
+    str | None,
+    Query(description="case number (查询事由): when given, the read is audited under it (else '-')"),
+]
 
 
 class NotAcceptable(TianwangError):
@@ -51,6 +58,74 @@ def create_hotlist(body: hotlists.HotlistIn, db: DB, who: Investigator) -> dict[
         result_size=len(entries),
     )
     return hotlists.hotlist_dict(h, entries)
+
+
+@router.get("/hotlists")
+def list_hotlists(
+    db: DB,
+    a: Annotated[Audited, Depends(audited("hotlists.list"))],
+    active: Annotated[
+        bool | None, Query(description="true: in force now; false: withdrawn or expired")
+    ] = None,
+    only_case: Annotated[bool, Query(description="only the hotlists made for case_no")] = False,
+    mine: Annotated[bool, Query(description="only the caller's own hotlists")] = False,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Hotlists, newest first, with their first entries and `entries_total` (any investigator may read
+    any hotlist, as with GET /hotlists/{id}); audited under `case_no`."""
+    now = utcnow()
+    in_force = (Hotlist.revoked_at.is_(None)) & (Hotlist.valid_from <= now) & (Hotlist.valid_to >= now)
+    stmt = select(Hotlist)
+    if active is True:
+        stmt = stmt.where(in_force)
+    elif active is False:
+        stmt = stmt.where(~in_force)
+    if only_case:
+        stmt = stmt.where(Hotlist.case_no == a.case_no)
+    if mine:
+        stmt = stmt.where(Hotlist.created_by == a.principal.name)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Hotlist.id < after)
+    rows = list(db.scalars(stmt.order_by(Hotlist.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    ids = [h.id for h in rows]
+    totals: dict[int, int] = {}
+    heads: dict[int, list[HotlistEntry]] = {i: [] for i in ids}
+    if ids:
+        totals = dict(
+            db.execute(
+                select(HotlistEntry.hotlist_id, func.count())
+                .where(HotlistEntry.hotlist_id.in_(ids))
+                .group_by(HotlistEntry.hotlist_id)
+            ).all()
+        )
+        rank = (
+            func.row_number().over(partition_by=HotlistEntry.hotlist_id, order_by=HotlistEntry.id).label("n")
+        )
+        ranked = select(HotlistEntry.id, rank).where(HotlistEntry.hotlist_id.in_(ids)).subquery()
+        first = (
+            select(HotlistEntry)
+            .join(ranked, ranked.c.id == HotlistEntry.id)
+            .where(ranked.c.n <= LIST_ENTRIES)
+        )
+        for e in db.scalars(first.order_by(HotlistEntry.hotlist_id, HotlistEntry.id)):
+            heads[e.hotlist_id].append(e)
+    items = [{**hotlists.hotlist_dict(h, heads[h.id]), "entries_total": totals.get(h.id, 0)} for h in rows]
+    a.record(
+        db,
+        {
+            "active": active,
+            "only_case": only_case or None,
+            "mine": mine or None,
+            "limit": limit,
+            "cursor": cursor,
+        },
+        len(items),
+    )
+    return {"items": items, "next_cursor": encode_cursor(rows[-1].id) if more and rows else None}
 
 
 @router.get("/hotlists/{hotlist_id}")
@@ -80,13 +155,16 @@ def list_alarms(
     since: dt.datetime | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
+    case_no: CaseNo = None,
 ) -> dict[str, Any]:
     """Stored alarms, oldest first; `since` filters on when they were raised."""
     if since is not None and since.tzinfo is None:
         raise ValidationFailed(
             "since needs a UTC offset", errors=[{"field": "since", "message": "naive time"}]
         )
-    rows = hotlists.list_alarms(db, since=since, after_id=decode_cursor(cursor), limit=limit + 1, reader=who)
+    rows = hotlists.list_alarms(
+        db, since=since, after_id=decode_cursor(cursor), limit=limit + 1, reader=who, case_no=case_no
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -105,6 +183,7 @@ async def alarm_stream(
     who: Investigator,
     after: Annotated[int | None, Query(ge=0, description="resume after this alarm id")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
+    case_no: CaseNo = None,
 ) -> StreamingResponse:
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise NotAcceptable("this route streams server-sent events: send Accept: text/event-stream")
@@ -120,7 +199,9 @@ async def alarm_stream(
         if start is None:
             start = hotlists.last_alarm_id(s)
         # audited once, at open: who listens and from which alarm on
-        hotlists.audit_alarm_read(s, who, route="alarms.stream", since=None, after_id=start, count=0)
+        hotlists.audit_alarm_read(
+            s, who, route="alarms.stream", since=None, after_id=start, count=0, case_no=case_no
+        )
     hub = request.app.state.alarm_hub
     poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
 

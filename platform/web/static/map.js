@@ -1,11 +1,15 @@
 // The console's map: Leaflet over a blank background, tiles only from TIANWANG_MAP_TILE_URL.
 // TW.map.create(element) -> a map with named GeoJSON layers; camera sectors are drawn as polygons.
+// TW.map.fetchAll(path, params, opts) pages through a list route; TW.map.cameraSectors / cameraPoints /
+// placesGeoJSON turn registry records into GeoJSON (the API gives roads and coverage answers as GeoJSON
+// already, devices and areas as records).
 "use strict";
 (function () {
   const TW = window.TW;
   const STATE_COLOURS = {
     online: "#1a9850",
     degraded: "#fdae61",
+    fault: "#f08a24",
     offline: "#d73027",
     auth_failed: "#7b3294",
     registered: "#878787",
@@ -27,6 +31,13 @@
     return ring;
   };
 
+  // every leaf layer (polygon, line, marker) under a layer or layer group
+  function leafCount(layer) {
+    if (!layer) return 0;
+    if (!layer.getLayers) return 1;
+    return layer.getLayers().reduce((n, l) => n + leafCount(l), 0);
+  }
+
   function create(el, opts) {
     opts = opts || {};
     if (!window.L) {
@@ -39,10 +50,11 @@
     }
     map.setView(opts.center || [22.54, 114.05], opts.zoom || 12);
     const layers = {};
-    const control = L.control.layers(null, {}, { collapsed: false }).addTo(map);
+    const control = L.control.layers(null, {}, { collapsed: !!opts.collapsed }).addTo(map);
     const api = {
       leaflet: map,
       // replace layer `name` with a GeoJSON object; style/popup/point options as in L.geoJSON
+      // (plus `label`: the name shown in the layer switch)
       set(name, geojson, options) {
         if (layers[name]) {
           map.removeLayer(layers[name]);
@@ -56,6 +68,13 @@
       },
       layer(name) {
         return layers[name] || null;
+      },
+      // how many features layer `name` draws (0 when it is not there)
+      count(name) {
+        return leafCount(layers[name]);
+      },
+      names() {
+        return Object.keys(layers);
       },
       clear(name) {
         if (layers[name]) {
@@ -82,5 +101,85 @@
     setTimeout(() => map.invalidateSize(), 0);
     return api;
   }
-  TW.map = { create };
+
+  // Page through a list route (`limit` ≤ 1000, `next_cursor`) until `max` items; -> {items, more}
+  // (`more`: the registry holds more than was fetched). opts: {max, key ("items"; roads: "features"),
+  // signal, progress(n)}.
+  async function fetchAll(path, params, opts) {
+    opts = opts || {};
+    const max = opts.max || 20000;
+    const key = opts.key || "items";
+    const items = [];
+    let cursor = null;
+    do {
+      const limit = Math.min(1000, max - items.length);
+      const q = Object.assign({}, params || {}, { limit, cursor });
+      const page = await TW.api(path + TW.qs(q), { signal: opts.signal });
+      for (const it of page[key] || []) items.push(it);
+      cursor = page.next_cursor || null;
+      if (opts.progress) opts.progress(items.length);
+    } while (cursor && items.length < max);
+    return { items, more: !!cursor };
+  }
+
+  const CAMERA_PROPS = ["device_id", "name", "kind", "status", "status_reason", "lifecycle", "area_code",
+    "last_seen", "heading_deg", "hfov_deg", "range_m", "point_class", "address"];
+  function pick(rec, keys) {
+    const o = {};
+    for (const k of keys) o[k] = rec[k] === undefined ? null : rec[k];
+    return o;
+  }
+  // camera records (GET /api/v1/cameras items) -> view sectors as GeoJSON polygons
+  function cameraSectors(cameras) {
+    return {
+      type: "FeatureCollection",
+      features: cameras.map((c) => ({
+        type: "Feature",
+        id: c.device_id,
+        properties: pick(c, CAMERA_PROPS),
+        geometry: { type: "Polygon", coordinates: [TW.sectorRing(c.lon, c.lat, c.heading_deg, c.hfov_deg, c.range_m)] },
+      })),
+    };
+  }
+  // records with lon/lat (cameras, checkpoints, fences) -> GeoJSON points with the record as properties
+  function points(records, idKey) {
+    return {
+      type: "FeatureCollection",
+      features: records.map((r) => ({
+        type: "Feature",
+        id: r[idKey || "device_id"],
+        properties: r,
+        geometry: { type: "Point", coordinates: [r.lon, r.lat] },
+      })),
+    };
+  }
+  // records with a `geometry` (areas, key sites) -> GeoJSON features with the other fields as properties
+  function places(records) {
+    return {
+      type: "FeatureCollection",
+      features: records
+        .filter((r) => r.geometry)
+        .map((r) => {
+          const props = Object.assign({}, r);
+          delete props.geometry;
+          return { type: "Feature", id: r.code || r.id, properties: props, geometry: r.geometry };
+        }),
+    };
+  }
+  // a popup body: rows of [label, value] as a small definition table (text only, never HTML)
+  function popup(title, rows) {
+    return TW.el(
+      "div",
+      { class: "tw-popup" },
+      TW.el("strong", {}, title),
+      TW.el(
+        "table",
+        {},
+        rows
+          .filter((r) => r[1] !== null && r[1] !== undefined && r[1] !== "")
+          .map((r) => TW.el("tr", {}, TW.el("th", {}, r[0]), TW.el("td", {}, String(r[1]))))
+      )
+    );
+  }
+  TW.map = { create, fetchAll, cameraSectors, points, places, popup, leafCount };
 })();
