@@ -20,11 +20,13 @@ VENDOR := $(WEB)/node_modules/.package-lock.json
 $(VENDOR): $(WEB)/package.json $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 
-# browser tests drive Debian's Chromium; installed here when missing (root, or sudo without a password)
+# browser tests drive Debian's Chromium, with a CJK font so Chinese labels render in the screenshots;
+# installed here when missing (root, or sudo without a password)
 chromium:
-	@command -v chromium >/dev/null || { \
+	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi 'wenquanyi'; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium fonts-wqy-microhei fontconfig; }
 
 install: $(STAMP) $(VENDOR)
 
