@@ -1,6 +1,6 @@
 """Browser tests: Debian's Chromium (/usr/bin/chromium) driven by Playwright, never a downloaded browser.
 
-`browser` is one headless Chromium per test session; `page` a fresh context per test; `login(page,
+`browser` is one headless Chromium per test module; `page` a fresh context per test; `login(page,
 url, token)` opens a console page and logs in; `shot(page, name)` saves a screenshot under
 test-artifacts/screenshots/ (CI keeps the folder as the run's artefacts).
 """
@@ -20,7 +20,9 @@ CHROMIUM = os.environ.get("TIANWANG_TEST_CHROMIUM") or shutil.which("chromium") 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="session")
+# One Playwright and one Chromium per test module, stopped when the module ends: Playwright's sync API
+# runs an event loop on the main thread while it is open, and the other tests call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         msg = f"Chromium is not installed at {CHROMIUM} (make test installs Debian's chromium package)"

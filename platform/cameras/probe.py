@@ -141,8 +141,13 @@ def apply_result(
         row.snapshot_uri = result.snapshot_uri or row.snapshot_uri
         if result.reachable:
             row.last_seen = now
-        row.last_probe = result.model_dump(mode="json")
+        row.last_probe = result.model_dump(mode="json", exclude={"snapshot": {"url"}})
         row.last_probe_at = now
+    if result.snapshot is not None:
+        # the picture for the installer's browser: a short-lived link, never stored (an agent's is ignored)
+        key = result.snapshot.key
+        ttl = min(ctx.settings.presign_expiry_s, 900)
+        result.snapshot.url = ctx.store.presigned_get(key, ttl) if key else None
     return result
 
 

@@ -59,6 +59,7 @@ class SnapshotInfo(BaseModel):
     sha256: str
     quality: dict[str, Any] | None = None
     judged: bool = False  # True when picture diagnosis ran and `quality` is its verdict
+    url: str | None = None  # short-lived presigned GET of the stored picture, set by the API
 
 
 class ProbeError(BaseModel):
