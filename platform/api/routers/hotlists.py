@@ -195,13 +195,19 @@ async def alarm_stream(
                 errors=[{"field": "Last-Event-ID", "message": "not an id"}],
             )
         start = int(last_event_id)
-    with ctx.db.session() as s:
-        if start is None:
-            start = hotlists.last_alarm_id(s)
-        # audited once, at open: who listens and from which alarm on
-        hotlists.audit_alarm_read(
-            s, who, route="alarms.stream", since=None, after_id=start, count=0, case_no=case_no
-        )
+
+    def open_(after_id: int | None) -> int:
+        with ctx.db.session() as s:
+            first = hotlists.last_alarm_id(s) if after_id is None else after_id
+            # audited once, at open: who listens and from which alarm on
+            hotlists.audit_alarm_read(
+                s, who, route="alarms.stream", since=None, after_id=first, count=0, case_no=case_no
+            )
+            return first
+
+    # in a worker thread like every other database call: on SQLite a write waiting for the lock on
+    # the event loop would stall the request holding it (its commit needs the loop) until the timeout
+    start = await run_in_threadpool(open_, start)
     hub = request.app.state.alarm_hub
     poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
 

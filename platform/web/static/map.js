@@ -92,7 +92,7 @@
           const lb = l.getBounds();
           if (lb.isValid()) b = b ? b.extend(lb) : L.latLngBounds(lb.getSouthWest(), lb.getNorthEast());
         }
-        if (b) map.fitBounds(b, { padding: [20, 20] });
+        if (b) map.fitBounds(b, { padding: [20, 20], maxZoom: 17 });
       },
       onClick(fn) {
         map.on("click", (e) => fn(e.latlng.lng, e.latlng.lat, e));
