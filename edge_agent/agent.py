@@ -210,6 +210,7 @@ class Agent:
         if reply.assignments is not None and not self.stop_event.is_set():
             changes = self.scheduler.update(reply.assignments)
             for device_id in changes["stopped"]:
+                self.metrics.forget_device(device_id)
                 if self.work is not None:
                     self.work.forget(device_id)
             self.config_version = reply.config_version

@@ -50,6 +50,35 @@ class _OutboxCollector(Collector):
         )
 
 
+class _DeviceStates(Collector):
+    """Each assigned device's latest health outcome (`ok`, `auth_refused`, `unreachable`, `timeout`…),
+    published as a count of devices per state."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[str, str] = {}
+
+    def set(self, device_id: str, state: str) -> None:
+        with self._lock:
+            self._state[device_id] = state
+
+    def forget(self, device_id: str) -> None:
+        with self._lock:
+            self._state.pop(device_id, None)
+
+    def collect(self) -> Iterator[Any]:
+        with self._lock:
+            states = list(self._state.values())
+        fam = GaugeMetricFamily(
+            "tianwang_agent_device_states",
+            "assigned devices by their latest health outcome",
+            labels=["state"],
+        )
+        for state in sorted(set(states) | {"ok", "auth_refused", "unreachable", "timeout"}):
+            fam.add_metric([state], states.count(state))
+        yield fam
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -89,8 +118,23 @@ class Metrics:
         )
         self.commands = Counter("tianwang_agent_commands", "commands run", ["kind", "outcome"], registry=r)
         self.devices = Gauge("tianwang_agent_devices", "devices assigned to this agent", registry=r)
+        self._device_states = _DeviceStates()
+        r.register(self._device_states)
         self._server: Any = None
         self._thread: threading.Thread | None = None
+
+    def device_health(self, device_id: str, outcome: str) -> None:
+        """Record a device's latest health outcome (the same outcome `tianwang_agent_probes` counts)."""
+        self._device_states.set(device_id, outcome)
+
+    def forget_device(self, device_id: str) -> None:
+        """The device is no longer assigned here: it leaves the device-state gauge."""
+        self._device_states.forget(device_id)
+
+    def exposition(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
 
     def watch_outbox(self, outbox: Outbox) -> None:
         self.registry.register(_OutboxCollector(outbox))

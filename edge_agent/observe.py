@@ -212,12 +212,14 @@ class DeviceWork:
             else ("auth_refused" if item.reachable else (item.error or "error").split(":", 1)[0])
         )
         self.metrics.probes.labels("health", outcome).inc()
+        self.metrics.device_health(a.device_id, outcome)
         await self._record(item)
         return item
 
     async def health_timeout(self, a: Assignment, started: dt.datetime) -> None:
         """The scheduler's hard deadline cut a health check: that is an unanswered check."""
         self.metrics.probes.labels("health", "timeout").inc()
+        self.metrics.device_health(a.device_id, "timeout")
         item = HealthItem(
             key=health_key(self.settings.agent_id, a.device_id, started),
             device_id=a.device_id,

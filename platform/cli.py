@@ -540,17 +540,31 @@ def agent_cmd(
 @app.command("demo")
 def demo(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
-    cameras: Annotated[int, typer.Option(help="simulated cameras")] = 50,
-    checkpoints: Annotated[int, typer.Option(help="simulated checkpoints (卡口)")] = 4,
+    cameras: Annotated[
+        int | None, typer.Option(help="cameras of the city, each a live virtual device (first start: 100)")
+    ] = None,
+    people: Annotated[int | None, typer.Option(help="simulated people (first start: 1000)")] = None,
+    vehicles: Annotated[int | None, typer.Option(help="simulated vehicles (first start: 600)")] = None,
+    seed: Annotated[int | None, typer.Option(help="same seed, same city and people (first start: 1)")] = None,
     fault_share: Annotated[float, typer.Option(help="share of devices given a random fault")] = 0.2,
 ) -> None:
-    """The main job on the embedded default: the API, simulated cameras and checkpoints, one agent."""
+    """A living city on the embedded default: the API, the city's cameras as virtual devices (some
+    faulty), one agent, people and vehicles moving; prints the console URL and a token per role.
+    A restart on the same data directory goes on with the same city (its size is kept)."""
     from tianwang.demo import run_demo
 
-    if cameras < 1 or checkpoints < 0 or not 0 <= fault_share <= 1:
-        raise fail("--cameras ≥ 1, --checkpoints ≥ 0 and 0 ≤ --fault-share ≤ 1")
+    if cameras is not None and not 4 <= cameras <= 2000:
+        raise fail("--cameras must be between 4 and 2000 (each one is a live virtual device)")
+    if people is not None and not 1 <= people <= 200_000:
+        raise fail("--people must be between 1 and 200,000")
+    if vehicles is not None and not 0 <= vehicles <= 100_000:
+        raise fail("--vehicles must be between 0 and 100,000")
+    if not 0 <= fault_share <= 1:
+        raise fail("0 ≤ --fault-share ≤ 1")
     try:
-        run_demo(port=port, cameras=cameras, checkpoints=checkpoints, fault_share=fault_share)
+        run_demo(
+            port=port, cameras=cameras, fault_share=fault_share, people=people, vehicles=vehicles, seed=seed
+        )
     except RuntimeError as e:
         raise fail(str(e)) from None
 

@@ -189,6 +189,10 @@ def test_site_of_54_devices_ends_in_the_right_states(
             assert m.get('tianwang_agent_probes_total{kind="health",outcome="ok"}', 0) > 0
             assert m.get('tianwang_agent_probes_total{kind="health",outcome="unreachable"}', 0) > 0
             assert m.get('tianwang_agent_probes_total{kind="health",outcome="auth_refused"}', 0) > 0
+            # each device in exactly one state: its latest health outcome
+            states = {k: v for k, v in m.items() if k.startswith("tianwang_agent_device_states{")}
+            assert sum(states.values()) == 54, states
+            assert states.get('tianwang_agent_device_states{state="auth_refused"}', 0) > 0
             assert agent.alive()
         finally:
             code = agent.terminate()
