@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from tianwang.errors import ValidationFailed
 
@@ -48,11 +48,20 @@ DIGITS = frozenset("0123456789")
 # Separators found between the parts of a plate as typed or OCR'd: dropped.
 _DROP = frozenset(" \t\r\n\u3000-·•・.．_\u2010\u2011\u2012\u2013\u2014\u2212\u00a0\u200b\u200c\u200d\ufeff")
 # What an OCR engine confuses (after upper-casing): both sides map to the digit.
-_OCR = str.maketrans({"O": "0", "Q": "0", "D": "0", "I": "1", "B": "8"})
+# (As two strings too, for SQL's translate(): the hotlist matcher computes the key in the query.)
+OCR_FROM, OCR_TO = "OQDIB", "00018"
+_OCR = str.maketrans(OCR_FROM, OCR_TO)
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MAX_LEN = 16
 # Characters that normalisation leaves as they are (NFKC-stable, upper case, not separators).
 _CLEAN = frozenset(PROVINCES + SUFFIXES + "使0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# The same set as one regex: a text made only of these is already normal (one C-level scan).
+_CLEAN_TEXT = re.compile(f"[{re.escape(''.join(sorted(_CLEAN)))}]*")
+# The commonest plate by far, an ordinary one: province, authority, five serial characters.
+# Whatever it matches `_why_not` classifies as ordinary too; `read` takes it without the walk.
+_ORDINARY = re.compile(f"[{PROVINCES}][{''.join(sorted(AUTHORITY))}][{''.join(sorted(SERIAL))}]{{5}}")
+# What `read` stores as unread when the whole text is made of these (all zeros, stars, …).
+_BLANK_CHARS = frozenset("0*?X")
 
 
 class PlateKind(StrEnum):
@@ -128,8 +137,9 @@ class InvalidPlate(ValidationFailed):
     type_ = "urn:tianwang:problem:invalid-plate"
 
 
-@dataclass(frozen=True)
-class Plate:
+class Plate(NamedTuple):
+    """A plate as classified: immutable (a named tuple, cheap to make once per pass at ingest)."""
+
     plate_no: str
     kind: PlateKind
     province: str | None
@@ -146,7 +156,7 @@ def normalise(text: str) -> str:
     Repeated to a fixed point because dropping a separator can bring together characters that
     NFKC composes; so normalise(normalise(x)) == normalise(x) for any text.
     """
-    if all(ch in _CLEAN for ch in text):
+    if _CLEAN_TEXT.fullmatch(text):
         return text  # already normal: the common case at ingest, so skip NFKC
     s = text
     for _ in range(8):
@@ -227,9 +237,11 @@ def _why_not(p: str) -> tuple[PlateKind, str | None] | str:
 def read(text: str | None) -> Plate:
     """What a checkpoint read, classified; never raises. See the module notes for the markers."""
     p = normalise(text) if isinstance(text, str) else ""
+    if _ORDINARY.fullmatch(p):
+        return Plate(p, PlateKind.ordinary, p[0])
     if p in _NO_PLATE_WORDS:
         return Plate(NO_PLATE, PlateKind.none, None, "the vehicle carries no plate")
-    if p in _UNREAD_WORDS or set(p) <= set("0*?X") or len(p) > MAX_READ:
+    if p in _UNREAD_WORDS or set(p) <= _BLANK_CHARS or len(p) > MAX_READ:
         why = "no plate text" if len(p) <= MAX_READ else f"longer than {MAX_READ} characters"
         return Plate(UNREAD, PlateKind.unread, None, why)
     got = _why_not(p)

@@ -174,7 +174,7 @@ def first_entries(
         .limit(limit + 1)
     )
     out = session.execute(stmt).all()[: limit + 1]
-    facing = dict(
+    facing: dict[str, float] = dict(
         session.execute(
             select(Checkpoint.checkpoint_id, Checkpoint.direction_deg).where(
                 Checkpoint.checkpoint_id.in_(sorted({r[3] for r in out}))
