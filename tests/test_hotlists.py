@@ -310,3 +310,41 @@ def test_alarm_reads_are_audited_and_plateless_passes_raise_none(ctx: AppContext
         ("alarms.stream", "test-investigator", hotlists.NO_CASE, 0),
     ]
     assert rows[0].params == {"since": since.isoformat()} and rows[1].params == {"after_id": 7}
+
+
+def test_stream_owes_late_committed_alarms_once(ctx: AppContext) -> None:
+    """Ingest transactions commit alarm ids out of order: a smaller id visible after a larger one was
+    streamed is still delivered, once; a fresh stream's floor and the settling window bound the re-read."""
+    from tianwang.storage.models import Alarm, Hotlist
+
+    now = dt.datetime.now(dt.UTC)
+
+    def alarm(i: int, at: dt.datetime) -> Alarm:
+        return Alarm(
+            id=i, hotlist_id=1, entry_id=1, kind="plate", subject="粤B12345", listed="粤B12345",
+            record_key=f"k{i}", sensor_id=CP2, ts=at, priority=1, case_no="C1", created_at=at,
+        )  # fmt: skip
+
+    with ctx.db.session() as s:
+        s.add(
+            Hotlist(
+                id=1, name="h", reason="r", case_no="C1", valid_from=now, valid_to=now, priority=1,
+                created_by="t",
+            )
+        )  # fmt: skip
+        s.flush()
+        s.add_all([alarm(5, now - dt.timedelta(minutes=5)), alarm(10, now), alarm(12, now)])
+    with ctx.db.session() as s:
+        first = hotlists.stream_batch(s, last=4, floor=0, sent={}, now=now, limit=50)
+        assert [a.id for a in first] == [5, 10, 12]
+        sent = {10, 12}
+        assert hotlists.stream_batch(s, last=12, floor=0, sent=sent, now=now, limit=50) == []
+    with ctx.db.session() as s:
+        s.add(alarm(11, now))  # committed after 12 was streamed
+    with ctx.db.session() as s:
+        late = hotlists.stream_batch(s, last=12, floor=0, sent=sent, now=now, limit=50)
+        assert [a.id for a in late] == [11]  # and not 5: raised before the settling window
+        assert hotlists.stream_batch(s, last=12, floor=0, sent=sent | {11}, now=now, limit=50) == []
+        # a fresh stream opened at 11 owes nothing at or below it
+        fresh = hotlists.stream_batch(s, last=11, floor=11, sent=set(), now=now, limit=50)
+        assert [a.id for a in fresh] == [12]

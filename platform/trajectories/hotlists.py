@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import cache
 from typing import Any, Literal, NamedTuple
 
@@ -322,6 +322,29 @@ def audit_alarm_read(
         params={"since": since, "after_id": after_id},
         result_size=count,
     )
+
+
+# Alarm ids come from a sequence at insert, but concurrent ingest transactions commit in any order: an
+# alarm with a smaller id can become visible after a larger one was streamed. A stream therefore
+# re-reads alarms raised in the last SETTLE_S seconds (within LOOKBACK_IDS ids) and skips those sent.
+SETTLE_S = 30.0
+LOOKBACK_IDS = 100_000
+
+
+def stream_batch(
+    session: Session, *, last: int, floor: int, sent: Collection[int], now: dt.datetime, limit: int
+) -> list[Alarm]:
+    """The alarms a stream that has sent everything up to `last` (and the ids in `sent`) owes now:
+    newer ids, and late-committed older ones raised within SETTLE_S, never at or below `floor`."""
+    low = max(floor, last - LOOKBACK_IDS)
+    settle_since = now - dt.timedelta(seconds=SETTLE_S)
+    stmt = (
+        select(Alarm)
+        .where(Alarm.id > low, or_(Alarm.id > last, Alarm.created_at >= settle_since))
+        .order_by(Alarm.id)
+        .limit(limit + len(sent))
+    )
+    return [a for a in session.scalars(stmt) if a.id not in sent][:limit]
 
 
 def last_alarm_id(session: Session) -> int:

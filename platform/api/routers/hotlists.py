@@ -211,22 +211,32 @@ async def alarm_stream(
     hub = request.app.state.alarm_hub
     poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
 
-    def fetch(after_id: int) -> list[dict[str, Any]]:
+    # nothing at or below the opening point is sent again: a client resuming with Last-Event-ID has
+    # everything up to it, except an alarm committed late while it was away (GET /alarms?since finds it)
+    floor = start
+
+    def fetch(last: int, sent: dict[int, float]) -> list[dict[str, Any]]:
         with ctx.db.session() as s:
-            return [
-                hotlists.alarm_dict(a)
-                for a in hotlists.list_alarms(s, since=None, after_id=after_id, limit=STREAM_BATCH)
-            ]
+            rows = hotlists.stream_batch(
+                s, last=last, floor=floor, sent=sent, now=utcnow(), limit=STREAM_BATCH
+            )
+            return [hotlists.alarm_dict(a) for a in rows]
 
     async def events(last: int) -> AsyncIterator[str]:
         wake = hub.subscribe()
         beat = time.monotonic()
+        sent: dict[int, float] = {}  # ids sent within the settling window -> when
         try:
             yield f"retry: 2000\n: stream from alarm {last}\n\n"
             while True:
-                rows = await run_in_threadpool(fetch, last)
+                now = time.monotonic()
+                for k in [k for k, t in sent.items() if now - t > hotlists.SETTLE_S + 5]:
+                    del sent[k]
+                rows = await run_in_threadpool(fetch, last, sent)
                 for a in rows:
-                    last = a["id"]
+                    sent[a["id"]] = now
+                    last = max(last, a["id"])
+                    # the event id is the highest id sent: a client resuming from it loses nothing newer
                     yield f"id: {last}\nevent: alarm\ndata: {json.dumps(a, ensure_ascii=False)}\n\n"
                 if len(rows) == STREAM_BATCH:
                     continue
