@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     partitions_ahead_days: int = Field(7, ge=1, le=366)
     maintain_interval_s: float = Field(3600.0, ge=10, le=86400)
     # ingest batches at least this large go through COPY on PostgreSQL
-    ingest_copy_threshold: int = Field(1000, ge=1)
+    ingest_copy_threshold: int = Field(50, ge=1)
     # alarm stream: how often a listener re-reads the database (other replicas' alarms), heartbeat
     alarm_poll_s: float = Field(0.5, gt=0, le=10)
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)

@@ -61,6 +61,13 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/trajectories/person/{person_id}"): {A, V},
     ("GET", "/api/v1/trajectories/phone/{imsi}"): {A, V},
     ("GET", "/api/v1/audit"): {A},
+    ("POST", "/api/v1/analysis/collision"): {A, V},
+    ("GET", "/api/v1/analysis/stay-points"): {A, V},
+    ("GET", "/api/v1/analysis/first-entry"): {A, V},
+    ("GET", "/api/v1/analysis/night-active"): {A, V},
+    ("GET", "/api/v1/analysis/cloned-plates"): {A, V},
+    ("GET", "/api/v1/analysis/companions"): {A, V},
+    ("GET", "/metrics"): {A, S},  # Prometheus scrapes with a staff token
     ("GET", "/api/v1/hotlists"): {A, V},
     ("GET", "/api/v1/trajectories/fusion"): {A, V},
     ("POST", "/api/v1/hotlists"): {A, V},

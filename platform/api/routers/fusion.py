@@ -1,7 +1,54 @@
-"""(being built)"""
+"""Fusion (三轨联控): the plates, persons and phones that move with a subject, audited with its case."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/api/v1", tags=["analysis"])
+from fastapi import APIRouter, Depends, Query
+
+from tianwang.api.audit import Audited, audited
+from tianwang.api.deps import DB
+from tianwang.errors import ValidationFailed
+from tianwang.trajectories import fusion, query
+
+router = APIRouter(prefix="/api/v1", tags=["trajectories"])
+
+
+@router.get("/trajectories/fusion")
+def fuse(
+    db: DB,
+    a: Annotated[Audited, Depends(audited("trajectories.fusion"))],
+    plate_no: str | None = None,
+    person_id: str | None = None,
+    imsi: str | None = None,
+    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    to: dt.datetime | None = None,
+    top: Annotated[int, Query(ge=1, le=100, description="associations kept per kind")] = fusion.Params.top,
+) -> dict[str, Any]:
+    """Given exactly one of a plate, a person or a phone, the entities of the other two kinds ranked
+    by spatio-temporal co-occurrence with it, each with its evidence, and the merged case timeline."""
+    given = {
+        k: v
+        for k, v in (("vehicle", plate_no), ("person", person_id), ("phone", imsi))
+        if v is not None and v != ""
+    }
+    if len(given) != 1:
+        names = ", ".join(fusion.SUBJECT_PARAM.values())
+        raise ValidationFailed(
+            f"give exactly one subject: {names}",
+            errors=[
+                {"field": fusion.SUBJECT_PARAM[k], "message": "exactly one subject parameter"}
+                for k in (given or fusion.SUBJECT_PARAM)
+            ],
+        )
+    ((kind, raw),) = given.items()
+    subject = query.subject_of(kind, raw)
+    f, t = query.window(frm, to)
+    res = fusion.fuse(db, kind, subject, frm=f, to=t, params=fusion.Params(top=top))
+    a.record(
+        db,
+        {"kind": kind, "subject": subject, "from": res["from"], "to": res["to"], "top": top},
+        len(res["associations"]),
+    )
+    return res
