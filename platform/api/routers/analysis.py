@@ -1,8 +1,9 @@
 """Vehicle analyses (研判): cloned plates (套牌) and companions (同行车). Audited with the case number.
 
-Each answer is `{params, items, next_cursor, stats}`: `params` echoes every parameter as applied
-(defaults filled in), `items` is one page of the result list (the contract's fields plus
-evidence), `stats` gives figures about the run (passes scanned, candidates, cuts).
+Each answer is `{params, items, next_cursor, total, stats}`: `params` echoes every parameter as
+applied (defaults filled in), `items` is one page of the result list (the contract's fields plus
+evidence), `total` the length of the list, `stats` figures about the run (passes read, candidates,
+cuts, seconds). Pages are offsets into the list, which is computed afresh on each call.
 """
 
 from __future__ import annotations
@@ -50,10 +51,7 @@ def _offset(cursor: str | None) -> int:
         ) from None
 
 
-def _page(
-    items: list[dict[str, Any]], limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    start = _offset(cursor)
+def _page(items: list[dict[str, Any]], limit: int, start: int) -> tuple[list[dict[str, Any]], str | None]:
     end = start + limit
     nxt = base64.urlsafe_b64encode(f"off:{end}".encode()).decode().rstrip("=") if end < len(items) else None
     return items[start:end], nxt
@@ -79,7 +77,7 @@ def cloned_plates(
     ] = _C.min_distance_m,
     trip_factor: Annotated[
         float,
-        Query(ge=0, le=1, description="a gap under this × the fastest observed trip contradicts (0: off)"),
+        Query(ge=0, le=1, description="off the road graph: a gap under this × others' fastest trip (0: off)"),
     ] = _C.trip_factor,
     min_contradictions: Annotated[
         int, Query(ge=1, le=100, description="independent contradictions that make a clone alone")
@@ -94,6 +92,7 @@ def cloned_plates(
     `contradictions` (independent), `contradicting_pairs`, `attribute_mismatch`, `evidence`.
     """
     f, t = _window(frm, to)
+    start = _offset(cursor)
     params = clones.CloneParams(
         max_speed_kmh=max_speed_kmh,
         detour=detour,
@@ -103,7 +102,7 @@ def cloned_plates(
         min_contradictions=min_contradictions,
     )
     items, stats = clones.analyse(db, f, t, params)
-    page, nxt = _page(items, limit, cursor)
+    page, nxt = _page(items, limit, start)
     echo = {"from": f.isoformat(), "to": t.isoformat(), **params.as_dict(), "limit": limit, "cursor": cursor}
     a.record(db, echo, len(page))
     return {"params": echo, "items": page, "next_cursor": nxt, "total": len(items), "stats": stats}
@@ -145,6 +144,7 @@ def companion_vehicles(
     """
     subject = query.subject_of("vehicle", plate_no)
     f, t = _window(frm, to)
+    start = _offset(cursor)
     params = companions.CompanionParams(
         window_s=window_s,
         min_sites=min_sites,
@@ -155,7 +155,7 @@ def companion_vehicles(
         max_passes=max_passes,
     )
     items, stats = companions.analyse(db, subject, f, t, params)
-    page, nxt = _page(items, limit, cursor)
+    page, nxt = _page(items, limit, start)
     echo = {
         "plate_no": subject,
         "from": f.isoformat(),
