@@ -4,7 +4,8 @@ An investigator gives the case number first, draws a plate's trajectory (markers
 the timeline lists them, "load more" follows next_cursor), makes a hotlist through the page and sees
 the alarm of a matching pass appear live (SSE read with fetch, no reload); the audit log holds every
 call of the page under the case number. The fusion and analysis panels are checked against the
-contract with answers served by the browser (page.route): their routes were being built elsewhere.
+contract with answers served by the browser (page.route), errors included, and the fusion panel once
+more against the real route.
 """
 
 from __future__ import annotations
@@ -529,3 +530,41 @@ def test_hotlist_list_is_newest_first_filtered_paginated_and_audited(
     log = client.get("/api/v1/audit", headers=auth(tokens["admin"])).json()["items"]
     listed = [(e["case_no"], e["result_size"]) for e in log if e["route"] == "hotlists.list"]
     assert listed == [("C1", 4), ("C1", 2), ("C1", 2), ("C1", 2), ("C1", 3), ("C1", 3), ("C1", 1)]
+
+
+@SQLITE_ONLY
+def test_fusion_panel_on_the_real_route_ranks_the_owners_phone_first(live_server, page) -> None:  # noqa: F811
+    """No answer served by the browser here: the page asks the API's fusion, which finds the plate's
+    phone (heard at two fences beside the car's checkpoints on two days) first, with its evidence."""
+    from tests.test_fusion import _scene
+
+    srv, ctx = live_server
+    t = _scene(ctx)
+    tok = _tokens(ctx)
+    login(page, srv.url + "/console/investigation", tok["investigator"])
+    page.fill("#inv-case-no", CASE)
+    page.click("#inv-case-submit")
+    page.wait_for_selector("#inv-work:not([hidden])")
+    page.fill("#inv-subject", PLATE)
+    page.fill("#inv-from", _local(page, t - dt.timedelta(days=2)))
+    page.fill("#inv-to", _local(page, t + dt.timedelta(hours=1)))
+    page.click("#inv-fusion-run")
+    page.wait_for_selector("[data-testid=fusion-assoc]")
+    phones = [
+        i.get_attribute("data-id")
+        for i in page.query_selector_all("[data-testid=fusion-assoc]")
+        if i.get_attribute("data-kind") in (None, "phone") and str(i.get_attribute("data-id")).isdigit()
+    ]
+    assert phones and phones[0] == "460001111111111", phones
+    ids = [i.get_attribute("data-id") for i in page.query_selector_all("[data-testid=fusion-assoc]")]
+    assert "460003333333333" not in ids  # at the same fences half an hour off: never with the car
+    first = page.query_selector("[data-testid=fusion-assoc][data-id='460001111111111']")
+    assert first is not None
+    first.query_selector("summary").click()
+    ev = first.query_selector_all("[data-testid=fusion-evidence]")
+    assert ev and all(e.is_visible() for e in ev)
+    shot(page, "investigation-fusion-real")
+    r = httpx.get(
+        f"{srv.url}/api/v1/audit", params={"limit": 1000}, headers=auth(tok["admin"]), timeout=10
+    ).json()
+    assert any(a["route"] == "trajectories.fusion" and a["case_no"] == CASE for a in r["items"])
