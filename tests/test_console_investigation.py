@@ -568,3 +568,29 @@ def test_fusion_panel_on_the_real_route_ranks_the_owners_phone_first(live_server
         f"{srv.url}/api/v1/audit", params={"limit": 1000}, headers=auth(tok["admin"]), timeout=10
     ).json()
     assert any(a["route"] == "trajectories.fusion" and a["case_no"] == CASE for a in r["items"])
+
+
+@SQLITE_ONLY
+def test_night_active_analysis_from_the_page(live_server, page) -> None:  # noqa: F811
+    """The analyses panel on a real route: a plate out at 23:00 local on two nights is night-active
+    (昼伏夜出), a plate seen only at noon is not."""
+    srv, ctx = live_server
+    seed(ctx)
+    tok = _tokens(ctx)
+    t = base_time()  # noon UTC = 20:00 +08:00
+    night = [t - dt.timedelta(days=d) + dt.timedelta(hours=3, minutes=m) for d in (0, 1) for m in (0, 5)]
+    passes = [pass_item(f"night-{n:06d}", "粤B7N001", ts, CP1) for n, ts in enumerate(night)]
+    passes += [pass_item(f"noon-{d:06d}", "粤B7D002", t - dt.timedelta(days=d, hours=4), CP2) for d in (0, 1)]
+    assert _ingest(srv.url, tok["agent"], "passes", passes)["accepted"] == len(passes)
+    login(page, srv.url + "/console/investigation", tok["investigator"])
+    page.fill("#inv-case-no", CASE)
+    page.click("#inv-case-submit")
+    page.wait_for_selector("#inv-work:not([hidden])")
+    page.select_option("#inv-an-kind", "night")
+    page.fill("#inv-an-from", _local(page, t - dt.timedelta(days=3)))
+    page.fill("#inv-an-to", _local(page, t + dt.timedelta(hours=12)))
+    page.click("#inv-an-run")
+    page.wait_for_selector("[data-testid=analysis-row]")
+    text = page.inner_text("[data-testid=analysis-result]")
+    assert "粤B7N001" in text and "粤B7D002" not in text
+    shot(page, "investigation-night-active")

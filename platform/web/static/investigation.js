@@ -74,6 +74,10 @@
     "inv.an.companions": ["同行车", "Companions"],
     "inv.an.collision": ["区域碰撞", "Area collision"],
     "inv.an.stay": ["落脚点", "Stay points"],
+    "inv.an.entry": ["首次入城", "First entry"],
+    "inv.an.night": ["昼伏夜出", "Night-active"],
+    "inv.an.lookback": ["回溯天数", "Look-back (days)"],
+    "inv.an.nights": ["最少夜数", "Nights at least"],
     "inv.an.subject": ["号码", "Number / id"],
     "inv.an.speed": ["最高合理车速 km/h", "Max plausible speed km/h"],
     "inv.an.window": ["同行时间窗 (秒)", "Window (s)"],
@@ -652,6 +656,11 @@
         if (!subject) throw new Error(TW.t("inv.need.subject"));
         const p = { [SUBJECT_PARAM[$("inv-an-skind").value]]: subject, from, to };
         call = () => get("/api/v1/analysis/stay-points", p);
+      } else if (k === "entry") {
+        call = () => get("/api/v1/analysis/first-entry", { from, to, lookback_days: $("inv-an-lookback").value });
+      } else if (k === "night") {
+        const p = { from, to, min_nights: $("inv-an-nights").value, kind: $("inv-an-ckind").value };
+        call = () => get("/api/v1/analysis/night-active", p);
       } else {
         const body = collisionBody();
         call = () => get("/api/v1/analysis/collision", {}, { method: "POST", json: body });
