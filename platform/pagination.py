@@ -14,17 +14,18 @@ from tianwang.errors import ValidationFailed
 T = TypeVar("T")
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+def encode_cursor(value: int, tag: str = "id") -> str:
+    """An opaque cursor: `tag` says what the number is (a row id, or an offset into a computed list)."""
+    return base64.urlsafe_b64encode(f"{tag}:{value}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int | None:
+def decode_cursor(cursor: str | None, tag: str = "id") -> int | None:
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, value = raw.split(":", 1)
-        if tag != "id":
+        got, value = raw.split(":", 1)
+        if got != tag or int(value) < 0:
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError):

@@ -8,7 +8,6 @@ cuts, seconds). Pages are offsets into the list, which is computed afresh on eac
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from tianwang.api.audit import Audited, audited
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
+from tianwang.pagination import decode_cursor, encode_cursor
 from tianwang.trajectories import clones, companions, query
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
@@ -38,22 +38,12 @@ def _window(frm: dt.datetime | None, to: dt.datetime | None) -> tuple[dt.datetim
 
 
 def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        tag, value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
-        if tag != "off" or int(value) < 0:
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed(
-            "invalid cursor", errors=[{"field": "cursor", "message": "not a cursor"}]
-        ) from None
+    return decode_cursor(cursor, "off") or 0
 
 
 def _page(items: list[dict[str, Any]], limit: int, start: int) -> tuple[list[dict[str, Any]], str | None]:
     end = start + limit
-    nxt = base64.urlsafe_b64encode(f"off:{end}".encode()).decode().rstrip("=") if end < len(items) else None
+    nxt = encode_cursor(end, "off") if end < len(items) else None
     return items[start:end], nxt
 
 
