@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint types pytest install clean bench chromium
+.PHONY: demo test lint types pytest install clean bench system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,15 @@ VENDOR := $(WEB)/node_modules/.package-lock.json
 $(VENDOR): $(WEB)/package.json $(WEB)/package-lock.json
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 
-# browser tests drive Debian's Chromium, with a CJK font so Chinese labels render in the screenshots;
-# installed here when missing (root, or sudo without a password)
-chromium:
-	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi 'wenquanyi'; } || { \
+# Debian packages the tests drive, installed here when missing (root, or sudo without a password):
+# Chromium for the browser tests, with a CJK font so Chinese labels render in the screenshots, and
+# libfaketime, which moves the machine's calendar for the tests that prove the suite date-free
+system-packages:
+	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi 'wenquanyi' \
+	   && command -v faketime >/dev/null; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    --no-install-recommends chromium fonts-wqy-microhei fontconfig; }
+	    --no-install-recommends chromium fonts-wqy-microhei fontconfig faketime libfaketime; }
 
 install: $(STAMP) $(VENDOR)
 
@@ -40,7 +42,7 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy platform edge_agent simulator
 
-pytest: $(STAMP) $(VENDOR) chromium
+pytest: $(STAMP) $(VENDOR) system-packages
 	$(BIN)/python -m pytest -q
 
 test: lint types pytest

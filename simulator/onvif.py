@@ -1,6 +1,6 @@
 """ONVIF operations of a virtual device (device, media and event services): request → answer body.
 
-Answers copy the shape of a real camera's (see /work/shared/peers/onvif-recorded) so that zeep,
+Answers copy the shape of a real camera's (see tests/fixtures/onvif-recorded) so that zeep,
 with the ONVIF WSDLs, parses them; they are written here, not replayed.
 """
 

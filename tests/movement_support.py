@@ -2,8 +2,11 @@
 
 `world()` builds (and caches per process) the city, the movement batches and the truth; `load()` puts
 the registry (areas, roads, key sites, checkpoints, face cameras, fences) and every pass and sighting
-into the context's database through the same ingest code the API runs. The simulated days end
-yesterday, so the records are inside retention and inside the day partitions.
+into the context's database through the same ingest code the API runs.
+
+The world is the same on every day the suite runs: its days start on a fixed date (`START`), and
+`load()` ingests with the service's clock (`tianwang.clock`) set to just after the world's last day,
+so the retention and future checks see the records as recent whatever the machine's calendar says.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from simulator.city import City, CityParams, generate_city
 from simulator.movement import MovementParams, simulate_movement
 from simulator.movement.simulate import Truth
+from tianwang import clock
 from tianwang.cameras import service as cameras
 from tianwang.cameras.schemas import CameraSpec
 from tianwang.checkpoints import service as checkpoints
@@ -30,10 +34,8 @@ CITY = CityParams(cameras=500, seed=11, inner_checkpoints=250, face_cameras=40)
 DAYS = 3
 
 
-def start_date(days: int = DAYS) -> dt.date:
-    """The first simulated day: `days` days that end yesterday (local +08:00)."""
-    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-    return today - dt.timedelta(days=days)
+# the first simulated day (local +08:00): a Monday, so the default three days are weekdays
+START = dt.date(2026, 3, 2)
 
 
 @dataclass
@@ -46,6 +48,11 @@ class World:
     @property
     def owners(self) -> list[dict[str, Any]]:
         return self.truth.owners
+
+    def clock_at(self) -> dt.datetime:
+        """The instant the service's clock is set to while the world is loaded: an hour after its
+        last day ends."""
+        return self.window()[1] + dt.timedelta(hours=1)
 
     def window(self) -> tuple[dt.datetime, dt.datetime]:
         """The simulated days as an aware UTC window [from, to)."""
@@ -71,7 +78,7 @@ def world(
         vehicles=vehicles,
         days=days,
         seed=seed,
-        start=start_date(days),
+        start=START,
         clones=clones,
         companion_groups=companion_groups,
     )
@@ -84,6 +91,11 @@ def world(
 
 def load(ctx: AppContext, w: World, *, roads: bool = True) -> dict[str, int]:
     """Register the city's places and sensors, then ingest every record; returns stored counts."""
+    with clock.travel(w.clock_at()):
+        return _load(ctx, w, roads=roads)
+
+
+def _load(ctx: AppContext, w: World, *, roads: bool) -> dict[str, int]:
     city = w.city
     with ctx.db.session() as s:
         for a in city.areas:

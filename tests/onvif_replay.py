@@ -1,4 +1,4 @@
-"""A replay of a real camera: serves the recorded ONVIF answers in shared/peers/onvif-recorded/.
+"""A replay of a real camera: serves the recorded ONVIF answers in tests/fixtures/onvif-recorded/.
 
 The answers are rendered as the recording's README says (doT expressions, the camera's address
 rewritten to this server, the missing SOAP-ENV declaration added) and chosen by the local name of
@@ -24,7 +24,7 @@ import numpy as np
 from aiohttp import web
 from lxml import etree
 
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "peers" / "onvif-recorded"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "onvif-recorded"
 CAMERA_ADDRESS = "192.168.68.111"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -39,7 +39,7 @@ def recorded_dir() -> Path:
     if not (RECORDED / "GetProfiles.xml").is_file():
         raise FileNotFoundError(
             f"the recorded ONVIF answers are missing: expected {RECORDED} "
-            "(shared/peers/onvif-recorded beside the repository)"
+            "(tests/fixtures/onvif-recorded in the repository)"
         )
     return RECORDED
 

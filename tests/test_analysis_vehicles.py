@@ -273,7 +273,9 @@ def test_cloned_plates_ground_truth(movement_world: tuple[AppContext, Any]) -> N
         f"({tp}/{len(found)} of {len(truth)}) {stats}"
     )
     assert precision >= 0.9 and recall >= 0.9, (found, truth)
-    assert stats["passes"] > 90_000 and stats["checkpoints_on_roads"] == stats["checkpoints"]
+    # every pass of the world was read (the world is fixed by its seed and START, not by the day)
+    assert stats["passes"] == len(world.items["passes"])
+    assert stats["checkpoints_on_roads"] == stats["checkpoints"]
     for it in items:
         assert it["contradictions"] >= 2
         assert it["implied_speed_kmh"] is None or it["implied_speed_kmh"] > 150
@@ -296,7 +298,8 @@ def test_loaders_agree(movement_world: tuple[AppContext, Any]) -> None:
         slow = clones.load_columns(s, sites, frm, to, portable=True)
         names_fast = np.array(fast.names(s, sites, np.arange(fast.n_plates)), object)[fast.cols.plate]
         names_slow = np.array(slow.names(s, sites, np.arange(slow.n_plates)), object)[slow.cols.plate]
-    assert len(fast.cols) == len(slow.cols) > 90_000 and fast.n_plates == slow.n_plates
+    assert len(fast.cols) == len(slow.cols) == len(world.items["passes"])
+    assert fast.n_plates == slow.n_plates
     a = sorted(zip(names_fast, fast.cols.ts.round(3).tolist(), fast.cols.cp.tolist(), strict=True))
     b = sorted(zip(names_slow, slow.cols.ts.round(3).tolist(), slow.cols.cp.tolist(), strict=True))
     assert a == b

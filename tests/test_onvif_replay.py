@@ -1,4 +1,4 @@
-"""The ONVIF client against a replay of a real camera's recorded answers (shared/peers/onvif-recorded)."""
+"""The ONVIF client against a replay of a real camera's recorded answers (tests/fixtures/onvif-recorded)."""
 
 from __future__ import annotations
 

@@ -199,3 +199,24 @@ def test_import_scanner_sees_relative_and_dynamic_imports(tmp_path: Path) -> Non
     init.write_text("from .ids import x\nfrom .. import errors\n")
     found = {t for _, t in imported_modules(init, tmp_path / "platform", "tianwang")}
     assert found == {"tianwang.cameras.ids.x", "tianwang.errors"}
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """A clone alone is all a user has: no code, test or bench reaches for the `shared/` folder that
+    lies beside the checkout in development (its recorded camera lives in tests/fixtures)."""
+    offenders = []
+    for folder in ("platform", "edge_agent", "simulator", "tests", "bench", ".ci"):
+        for f in sorted((ROOT / folder).rglob("*")):
+            if not f.is_file() or f.suffix not in {".py", ".sh", ""} or "fixtures" in f.parts:
+                continue
+            if f == Path(__file__).resolve():
+                continue
+            text = f.read_text(encoding="utf-8", errors="replace")
+            for needle in ("../shared", "shared/peers", '"shared"', "'shared'"):
+                if needle in text:
+                    offenders.append(f"{f.relative_to(ROOT)}: {needle}")
+    for name in ("Makefile", "pyproject.toml"):
+        if "../shared" in (ROOT / name).read_text(encoding="utf-8"):
+            offenders.append(name)
+    assert not offenders, offenders
+    assert (ROOT / "tests" / "fixtures" / "onvif-recorded" / "LICENSE.agsh-onvif").is_file()

@@ -13,6 +13,7 @@ import logging
 
 from pydantic import ValidationError
 
+from tianwang import clock
 from tianwang.agents.notify import Notifier
 from tianwang.cameras.service import get_row
 from tianwang.context import AppContext
@@ -89,7 +90,7 @@ async def probe_via_agent(
     def prepare() -> tuple[str, str]:
         with ctx.db.session() as s:
             build_request(ctx, get_row(s, device_id))  # refuses a camera with nothing to probe
-        key = snapshot_key(device_id, dt.datetime.now(dt.UTC))
+        key = snapshot_key(device_id, clock.now())
         return key, ctx.store.presigned_put(key, int(ctx.settings.probe_deadline_s + AGENT_MARGIN_S) + 60)
 
     key, put_url = await run_in_threadpool(prepare)
@@ -115,7 +116,7 @@ async def probe_via_agent(
         # the agent uploaded the test picture straight to the object store; keep the key only if it is there
         if result.snapshot is not None:
             result.snapshot.key = key if ctx.store.exists(key) else None
-        return apply_result(ctx, device_id, result, None, dt.datetime.now(dt.UTC))
+        return apply_result(ctx, device_id, result, None, clock.now())
 
     return await run_in_threadpool(finish)
 
@@ -161,7 +162,7 @@ def probe_camera(ctx: AppContext, device_id: str, *, direct: bool | None = None)
     if not (ctx.settings.direct_probe if direct is None else direct):
         raise ServiceUnavailable("probes go through the agent that owns the device: use probe_via_agent")
     result, jpeg = _run_direct(request)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     log.info(
         "probe %s: reachable=%s authenticated=%s error=%s in %.0f ms",
         device_id,

@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from tianwang import clock
 from tianwang.protocol.sightings import EXTRA_WARNINGS
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -44,7 +45,7 @@ def local_time(s: str) -> dt.datetime:
 
 
 def now_local() -> str:
-    return dt.datetime.now(CST).strftime("%Y%m%d%H%M%S")
+    return clock.now().astimezone(CST).strftime("%Y%m%d%H%M%S")
 
 
 def objects(body: Any) -> list[Any]:

@@ -21,9 +21,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tianwang import clock
+
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """The service's clock (`tianwang.clock`): settable for tests, never the machine's alone."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
 
+from tianwang import clock
 from tianwang.record_time import retention_cutoff
 
 RECORD_TABLES = ("passes", "face_sightings", "phone_sightings")
@@ -94,7 +95,7 @@ def maintain(
 ) -> MaintenanceReport:
     """Partitions from `today - behind_days` to `today + ahead_days`; drop days wholly older than
     `today - retention_days` (and delete such rows from the default partition). Idempotent."""
-    today = today or dt.datetime.now(dt.UTC).date()
+    today = today or clock.today_utc()
     cutoff = today - dt.timedelta(days=retention_days)
     # the same instant the ingest refuses records against (record_time), so none is accepted to be dropped
     cutoff_ts = retention_cutoff(today, retention_days)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from tianwang import clock
 from tianwang.api.deps import DB, HUMANS, Ctx, require
 from tianwang.cameras import service
 from tianwang.errors import ValidationFailed
@@ -20,7 +21,7 @@ READ = [Depends(require(*HUMANS))]
 
 
 def _window(frm: dt.datetime | None, to: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
-    to = to or dt.datetime.now(dt.UTC)
+    to = to or clock.now()
     frm = frm or to - dt.timedelta(days=1)
     for name, t in (("from", frm), ("to", to)):
         if t.tzinfo is None:
