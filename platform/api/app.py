@@ -60,26 +60,31 @@ async def _sweep_forever(ctx: AppContext) -> None:
             log.exception("status sweep failed; retrying next interval")
 
 
-async def _maintain_forever(ctx: AppContext) -> None:
+async def _maintain_once(ctx: AppContext) -> None:
     """Keep day partitions ahead and drop those past retention (idempotent; replicas take turns)."""
     from starlette.concurrency import run_in_threadpool
 
     from tianwang.trajectories.partitions import maintain_engine
 
     s = ctx.settings
+    try:
+        rep = await run_in_threadpool(
+            maintain_engine,
+            ctx.db.engine,
+            ahead_days=s.partitions_ahead_days,
+            retention_days=s.pass_retention_days,
+        )
+        if rep.created or rep.dropped:
+            log.info("partitions: created %s, dropped %s", rep.created, rep.dropped)
+    except Exception:
+        log.exception("partition maintenance failed; retrying next interval")
+
+
+async def _maintain_forever(ctx: AppContext) -> None:
+    """The maintenance on its timer, after the first run made at start-up (see `lifespan`)."""
     while True:
-        try:
-            rep = await run_in_threadpool(
-                maintain_engine,
-                ctx.db.engine,
-                ahead_days=s.partitions_ahead_days,
-                retention_days=s.pass_retention_days,
-            )
-            if rep.created or rep.dropped:
-                log.info("partitions: created %s, dropped %s", rep.created, rep.dropped)
-        except Exception:
-            log.exception("partition maintenance failed; retrying next interval")
-        await asyncio.sleep(s.maintain_interval_s)
+        await asyncio.sleep(ctx.settings.maintain_interval_s)
+        await _maintain_once(ctx)
 
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
@@ -94,6 +99,9 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         if not migrate.is_current(c.db.engine, c.db.url):
             raise RuntimeError("the database is not at the newest migration: run `tianwang db upgrade`")
         c.store.ensure_bucket()
+        # today's partitions exist before the first request: a day partition made while that
+        # day's rows stream into the default partition would race them
+        await _maintain_once(c)
         sweeper = asyncio.create_task(_sweep_forever(c))
         maintainer = asyncio.create_task(_maintain_forever(c))
         try:

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import tianwang.storage.models
-from tianwang.trajectories import partitions
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -22,7 +21,7 @@ UTC = tianwang.storage.models.UTCDateTime
 BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 PARTITION_BY = "RANGE (ts)"
 # Days made at migration time; `tianwang db maintain` (and the API, hourly) keeps them ahead.
-AHEAD_DAYS = 7
+PARTS_SCHEMA = "parts"
 
 
 def _record_indexes(table: str, sensor: str) -> None:
@@ -149,8 +148,15 @@ def upgrade() -> None:
 
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        # default partitions first, so no row is ever refused for its time, then today's week
-        partitions.maintain(bind, ahead_days=AHEAD_DAYS, retention_days=100_000)
+        # the default partitions, so no row is ever refused for its time; the day partitions are
+        # the maintenance run's (tianwang.trajectories.partitions.maintain, at the API's start and
+        # on its timer), which moves a day's rows out of the default partition when it makes it.
+        # The DDL is frozen here: this migration never follows later edits of that module.
+        op.execute(f"CREATE SCHEMA IF NOT EXISTS {PARTS_SCHEMA}")
+        for table in ("passes", "face_sightings", "phone_sightings"):
+            op.execute(
+                f"CREATE TABLE IF NOT EXISTS {PARTS_SCHEMA}.{table}_default PARTITION OF public.{table} DEFAULT"
+            )
         # the audit log is append-only, whoever connects: only TRUNCATE (a DBA's deliberate act,
         # and the test harness's) or DROP remove it.
         op.execute(
@@ -182,4 +188,4 @@ def downgrade() -> None:
     op.drop_table("face_sightings")
     op.drop_table("passes")
     if bind.dialect.name == "postgresql":
-        op.execute(f"DROP SCHEMA IF EXISTS {partitions.SCHEMA} CASCADE")
+        op.execute(f"DROP SCHEMA IF EXISTS {PARTS_SCHEMA} CASCADE")
