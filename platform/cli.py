@@ -351,10 +351,10 @@ def cameras_probe(
 
     from sqlalchemy import select
 
-    from tianwang.agents.notify import Notifier
     from tianwang.cameras import probe as probe_service
     from tianwang.protocol import ProbeResult
     from tianwang.storage.models import Camera
+    from tianwang.wakeups import WakeHub
 
     ctx = _context()
     try:
@@ -375,7 +375,7 @@ def cameras_probe(
                 if in_process:
                     return probe_service.probe_camera(ctx, device_id, direct=True)
                 # through the command channel, as the API does (the database wakes the agent)
-                return asyncio.run(probe_service.probe_via_agent(ctx, Notifier(), device_id, "cli"))
+                return asyncio.run(probe_service.probe_via_agent(ctx, WakeHub(), device_id, "cli"))
             except TianwangError as e:
                 return e.detail
 

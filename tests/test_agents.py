@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from tests.conftest import LiveServer, auth
 from tianwang.agents.assign import AgentInfo, DeviceRef, assign, owner
 from tianwang.agents.commands import run_on_agent
-from tianwang.agents.notify import Notifier
 from tianwang.auth.tokens import create_token
 from tianwang.context import AppContext
 from tianwang.errors import ServiceUnavailable
 from tianwang.storage.models import AgentCommand
+from tianwang.wakeups import WakeHub
 
 
 def devices(n: int, area: str = "440305") -> list[DeviceRef]:
@@ -121,7 +121,7 @@ def test_no_agent_online_is_503(ctx: AppContext, client: TestClient, tokens: dic
     async def go() -> None:
         await run_on_agent(
             ctx.db,
-            Notifier(),
+            WakeHub(),
             kind="probe",
             device_id="44030500001320000001",
             requested_by="t",
@@ -160,10 +160,10 @@ def test_command_round_trip_through_long_poll(live_server: tuple[LiveServer, App
         t.start()
 
         async def ask() -> Any:
-            # another "replica": its own notifier, so the agent learns of the command from the database
+            # another "replica": its own wake-up hub, so the agent learns of the command from the database
             return await run_on_agent(
                 ctx.db,
-                Notifier(),
+                WakeHub(),
                 kind="probe",
                 device_id="44030500001320000001",
                 requested_by="inst",
@@ -194,7 +194,7 @@ def test_unanswered_command_is_503_naming_the_agent(
     async def go() -> None:
         await run_on_agent(
             ctx.db,
-            Notifier(),
+            WakeHub(),
             kind="probe",
             device_id="44030500001320000001",
             requested_by="t",

@@ -10,10 +10,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from tianwang.agents import service
-from tianwang.agents.notify import Notifier
 from tianwang.errors import ServiceUnavailable
 from tianwang.storage.db import Database
 from tianwang.storage.models import AgentCommand
+from tianwang.wakeups import WakeHub, agent_topic, command_topic
 
 POLL_S = 0.25  # how often a waiting request re-reads the database (other replicas do not notify us)
 
@@ -52,7 +52,7 @@ def _read(db: Database, command_id: str) -> AgentCommand | None:
 
 async def run_on_agent(
     db: Database,
-    notifier: Notifier,
+    wakeups: WakeHub,
     *,
     kind: str,
     device_id: str,
@@ -68,7 +68,7 @@ async def run_on_agent(
     command_id, agent_id = await run_in_threadpool(
         _enqueue, db, kind, device_id, requested_by, deadline_s, payload
     )
-    notifier.notify(f"agent:{agent_id}")
+    wakeups.publish(agent_topic(agent_id))
     end = time.monotonic() + deadline_s
     while True:
         row = await run_in_threadpool(_read, db, command_id)
@@ -77,7 +77,7 @@ async def run_on_agent(
         left = end - time.monotonic()
         if left <= 0:
             break
-        await notifier.wait(f"command:{command_id}", min(POLL_S, left))
+        await wakeups.wait(command_topic(command_id), min(POLL_S, left))
     state = row.state if row is not None else "unknown"
     why = "never picked it up" if state == "queued" else "did not answer"
     raise ServiceUnavailable(f"agent {agent_id} {why} within {deadline_s:g} s (command {command_id})")

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tianwang.agents.notify import Notifier
 from tianwang.api import problems
 from tianwang.api.routers import (
     agents,
@@ -34,7 +33,7 @@ from tianwang.api.routers import probe as probe_router
 from tianwang.config import Settings, get_settings
 from tianwang.context import AppContext
 from tianwang.storage import migrate
-from tianwang.trajectories.wake import AlarmHub
+from tianwang.wakeups import WakeHub
 from tianwang.web import console
 
 log = logging.getLogger("tianwang.api")
@@ -121,8 +120,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    app.state.notifier = Notifier()
-    app.state.alarm_hub = AlarmHub()
+    app.state.wakeups = WakeHub()
     problems.install(app)
     from tianwang.api.limits import BodyLimit
     from tianwang.api.routers.objects import MAX_PUT

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tianwang import wakeups
 from tianwang.api.deps import require
 from tianwang.auth.tokens import Principal
 from tianwang.storage.models import Alarm, Camera, Checkpoint, Role
@@ -127,11 +128,11 @@ class _StateCollector(Collector):
         self.app = app
 
     def collect(self) -> Iterator[Any]:
-        hub = getattr(self.app.state, "alarm_hub", None)
+        hub = getattr(self.app.state, "wakeups", None)
         yield GaugeMetricFamily(
             "tianwang_alarm_listeners",
             "clients listening to the live alarm stream (SSE) in this process",
-            value=hub.listeners if hub is not None else 0,
+            value=hub.listeners(wakeups.ALARMS) if hub is not None else 0,
         )
         ctx = getattr(self.app.state, "ctx", None)
         if ctx is None:

@@ -14,13 +14,13 @@ import logging
 from pydantic import ValidationError
 
 from tianwang import clock
-from tianwang.agents.notify import Notifier
 from tianwang.cameras.service import get_row
 from tianwang.context import AppContext
 from tianwang.errors import ServiceUnavailable, ValidationFailed
 from tianwang.protocol import OnvifEndpoint, ProbeRequest, ProbeResult
 from tianwang.storage.models import Camera
 from tianwang.storage.objectstore import snapshot_key
+from tianwang.wakeups import WakeHub
 
 log = logging.getLogger("tianwang.cameras.probe")
 
@@ -76,7 +76,7 @@ AGENT_MARGIN_S = 10.0
 
 
 async def probe_via_agent(
-    ctx: AppContext, notifier: Notifier, device_id: str, requested_by: str
+    ctx: AppContext, wakeups: WakeHub, device_id: str, requested_by: str
 ) -> ProbeResult:
     """Queue the probe for the agent that owns the device and answer when its result arrives.
 
@@ -96,7 +96,7 @@ async def probe_via_agent(
     key, put_url = await run_in_threadpool(prepare)
     row = await run_on_agent(
         ctx.db,
-        notifier,
+        wakeups,
         kind="probe",
         device_id=device_id,
         requested_by=requested_by,

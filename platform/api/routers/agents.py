@@ -10,19 +10,19 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from tianwang.agents import service
-from tianwang.agents.notify import Notifier
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.context import AppContext
 from tianwang.protocol.agents import CommandResult, Heartbeat, HeartbeatReply
 from tianwang.storage.models import Agent, Role, utcnow
+from tianwang.wakeups import WakeHub, agent_topic, command_topic
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 AgentOnly = Annotated[Principal, Depends(require(Role.agent, admin=False))]
 
 
-def notifier_of(request: Request) -> Notifier:
-    n: Notifier = request.app.state.notifier
+def wakeups_of(request: Request) -> WakeHub:
+    n: WakeHub = request.app.state.wakeups
     return n
 
 
@@ -52,10 +52,10 @@ async def heartbeat(hb: Heartbeat, request: Request, ctx: Ctx, principal: AgentO
     reply = await run_in_threadpool(_beat, ctx, hb, principal.name, True)
     if reply.commands or reply.assignments is not None or hb.wait_s <= 0:
         return reply
-    notifier = notifier_of(request)
+    wakeups = wakeups_of(request)
     end = time.monotonic() + hb.wait_s
     while (left := end - time.monotonic()) > 0:
-        await notifier.wait(f"agent:{hb.agent_id}", min(1.0, left))
+        await wakeups.wait(agent_topic(hb.agent_id), min(1.0, left))
         reply = await run_in_threadpool(_beat, ctx, hb, principal.name, False)
         if reply.commands or reply.assignments is not None:
             break
@@ -68,7 +68,7 @@ def command_result(
 ) -> None:
     service.complete(db, command_id, principal.name, body.ok, body.result, body.error)
     db.commit()
-    notifier_of(request).notify(f"command:{command_id}")
+    wakeups_of(request).publish(command_topic(command_id))
 
 
 class AgentOut(BaseModel):

@@ -22,6 +22,7 @@ from tianwang.errors import TianwangError, ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
 from tianwang.storage.models import Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit, hotlists
+from tianwang.wakeups import ALARMS, WakeHub
 
 router = APIRouter(prefix="/api/v1", tags=["hotlists"])
 Investigator = Annotated[Principal, Depends(require(Role.investigator))]
@@ -208,7 +209,7 @@ async def alarm_stream(
     # in a worker thread like every other database call: on SQLite a write waiting for the lock on
     # the event loop would stall the request holding it (its commit needs the loop) until the timeout
     start = await run_in_threadpool(open_, start)
-    hub = request.app.state.alarm_hub
+    hub: WakeHub = request.app.state.wakeups
     poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
 
     # nothing at or below the opening point is sent again: a client resuming with Last-Event-ID has
@@ -223,7 +224,7 @@ async def alarm_stream(
             return [hotlists.alarm_dict(a) for a in rows]
 
     async def events(last: int) -> AsyncIterator[str]:
-        wake = hub.subscribe()
+        wake = hub.subscribe(ALARMS)
         beat = time.monotonic()
         sent: dict[int, float] = {}  # ids sent within the settling window -> when
         try:
@@ -249,7 +250,7 @@ async def alarm_stream(
                     await asyncio.wait_for(wake.wait(), min(poll_s, beat_s))
                 wake.clear()
         finally:
-            hub.unsubscribe(wake)
+            hub.unsubscribe(ALARMS, wake)
 
     return StreamingResponse(
         events(start),

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from tianwang import wakeups
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import viid
@@ -27,7 +28,7 @@ MAX_VIID_BODY = 64 * 1024 * 1024
 
 def _wake(request: Request, out: records.Outcome) -> None:
     if out.alarms:
-        request.app.state.alarm_hub.publish()
+        request.app.state.wakeups.publish(wakeups.ALARMS)
 
 
 @router.post("/api/v1/ingest/passes", response_model=RecordReply)
@@ -107,7 +108,7 @@ async def viid_motor_vehicles(request: Request, ctx: Ctx, _who: AgentOnly) -> JS
                 retention_days=ctx.settings.pass_retention_days,
             )
         if out.alarms:
-            request.app.state.alarm_hub.publish()
+            request.app.state.wakeups.publish(wakeups.ALARMS)
         bad = {r.index: r for r in out.reply.rejected}
         warned = {w.index: "; ".join(w.warnings) for w in out.reply.warnings}
         for n, i in enumerate(where):

@@ -26,4 +26,4 @@ async def probe_camera(device_id: str, request: Request, ctx: Ctx, who: Installe
     if ctx.settings.direct_probe:
         # in a worker thread, where the probe gets its own event loop
         return await run_in_threadpool(probe_service.probe_camera, ctx, device_id, direct=True)
-    return await probe_service.probe_via_agent(ctx, request.app.state.notifier, device_id, who.name)
+    return await probe_service.probe_via_agent(ctx, request.app.state.wakeups, device_id, who.name)
