@@ -25,6 +25,7 @@ from tianwang.api.routers import (
     ingest,
     ingest_sightings,
     objects,
+    passes,
     places,
     system,
     trajectories,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(ingest_sightings.router)
     app.include_router(fusion.router)  # before trajectories: /trajectories/fusion
     app.include_router(trajectories.router)
+    app.include_router(passes.router)
     app.include_router(analysis.router)
     app.include_router(analysis_places.router)
     app.include_router(hotlists.router)

@@ -769,12 +769,14 @@ def _csv_safe(v: Any) -> Any:
     return v
 
 
-def iter_csv(records: Iterator[list[Any]]) -> Iterator[bytes]:
-    """CSV in UTF-8 with a BOM (so Excel shows Chinese), yielded in chunks of rows."""
+def iter_csv(records: Iterator[list[Any]], text_cols: list[bool] | None = None) -> Iterator[bytes]:
+    """CSV in UTF-8 with a BOM (so Excel shows Chinese), yielded in chunks of rows; the first record
+    is the header. Cells of `text_cols` (default: the registry's text columns) that Excel would run
+    as a formula are escaped."""
     buf = io.StringIO()
     w = csv.writer(buf)
     buf.write("\ufeff")
-    text_cols = [c.text for c in EXPORT_COLUMNS]
+    text_cols = text_cols if text_cols is not None else [c.text for c in EXPORT_COLUMNS]
     for n, rec in enumerate(records):
         w.writerow(rec if n == 0 else [_csv_safe(v) if t else v for v, t in zip(rec, text_cols, strict=True)])
         if n % CHUNK == 0:
@@ -785,13 +787,13 @@ def iter_csv(records: Iterator[list[Any]]) -> Iterator[bytes]:
         yield buf.getvalue().encode("utf-8")
 
 
-def write_xlsx(records: Iterator[list[Any]], out: BinaryIO) -> None:
+def write_xlsx(records: Iterator[list[Any]], out: BinaryIO, sheet: str = "cameras") -> None:
     """An .xlsx workbook written in openpyxl's streaming (write-only) mode."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet("cameras")
+    ws = wb.create_sheet(sheet)
     for rec in records:
         row: list[Any] = []
         for v in rec:

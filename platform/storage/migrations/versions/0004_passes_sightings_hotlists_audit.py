@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 UTC = tianwang.storage.models.UTCDateTime
 BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 PARTITION_BY = "RANGE (ts)"
-# Days made at migration time; `tianwang db maintain` (and the API, hourly) keeps them ahead.
+# the schema of the partitions: the default ones here, the day ones made by the maintenance run
 PARTS_SCHEMA = "parts"
 
 
