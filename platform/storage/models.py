@@ -351,6 +351,11 @@ class Pass(Base):
     image_key: Mapped[str | None] = mapped_column(String(1000), default=None)
     device_id: Mapped[str | None] = mapped_column(String(20), default=None)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # 号牌种类 (GA 24.7 code, checkpoints.codes.PLATE_CLASSES), as a GA/T 1400 push sends it
+    plate_class: Mapped[str | None] = mapped_column(String(2), default=None)
+    # GA/T 1400 PlateCharReliability: the confidence (0–100) of each character of plate_no, in order,
+    # comma-separated ("80,90,90,88,90,67,87"); null when not sent
+    plate_char_reliability: Mapped[str | None] = mapped_column(String(160), default=None)
 
     __table_args__ = (
         Index("ix_passes_ts_brin", "ts", postgresql_using="brin"),
