@@ -373,3 +373,35 @@ def test_viid_any_codes_never_fail_the_request(
     assert p.direction_deg in {d for d, _ in codes.DIRECTIONS.values()}
     assert p.plate_class is None or p.plate_class in codes.PLATE_CLASSES
     assert p.vehicle_type is None or p.vehicle_type in codes.VEHICLE_CLASSES
+
+
+def test_viid_batch_through_copy_keeps_the_new_columns(
+    client: TestClient, ctx: AppContext, tokens: dict[str, str]
+) -> None:
+    """A batch over the COPY threshold (binary COPY on PostgreSQL, which names its columns) stores
+    PlateClass and PlateCharReliability too, and so does its replay (the staged path)."""
+    seed(ctx)
+    stamp = _local()
+    n = ctx.settings.ingest_copy_threshold + 10
+    objs = [
+        viid_object(
+            _mid(500 + i),
+            f"粤B{10000 + i}",
+            stamp,
+            PlateClass="02",
+            PlateCharReliability=",".join(f"{c}-{90 - k}" for k, c in enumerate(f"粤B{10000 + i}")),
+        )
+        for i in range(n)
+    ]
+    objs.append(viid_object(_mid(500 + n), "粤B99999", stamp, PlateClass="31"))
+    for _ in range(2):  # first all new, then all already stored
+        assert [s["StatusCode"] for s in _post(client, tokens["agent"], objs)] == [0] * (n + 1)
+    with ctx.db.session() as s:
+        rows = s.execute(select(Pass.key, Pass.plate_class, Pass.plate_char_reliability)).all()
+    assert len(rows) == n + 1
+    by_key = {k: (c, r) for k, c, r in rows}
+    assert by_key[_mid(500)] == ("02", "90,89,88,87,86,85,84")
+    assert by_key[_mid(500 + n)] == ("31", None)
+    assert all(
+        c == "02" and r == "90,89,88,87,86,85,84" for k, (c, r) in by_key.items() if k != _mid(500 + n)
+    )
