@@ -14,6 +14,7 @@ Sources (cited below by these short names):
                MotorVehicle object: 行驶方向 Direction, PlateColor, PlateClass, PlateNo conventions,
                PlateCharReliability), Entities/Lanes/Lane.cs (lane direction, CityPass),
                Entities/Apes/Ape.cs (names GA/T 1400.3 §B.3.52 水平方向 HDirectionType),
+               Entities/Tollgates/Tollgate.cs (卡口类型 TollgateCat, 卡口用途 TollgateCat2),
                Entities/Common/SubImageInfo.cs (names §B.3.54 图像类型 ImageType);
 - [javacompile] LookingDreamer/JavaCompile, project/src/cm/src/main/java/com/zzb/cm/Interface/entity/
                model/PlateType.java (号牌种类 in code order, the only public list here with 18/19).
@@ -288,3 +289,26 @@ def vehicle_class(value: object) -> str | None:
     """A 车辆类型 as its code (upper case); None when it is no code of the table."""
     s = str(value).strip().upper()
     return s if s in VEHICLE_CLASSES else None
+
+
+# 卡口类型 (GA/T 1400 Tollgate.TollgateCat). Source: [wvp-dict] tollgateCatType; [cargox]
+# Entities/Tollgates/Tollgate.cs agrees.
+TOLLGATE_TYPES: dict[str, str] = {
+    "10": "国际",
+    "20": "省际",
+    "30": "市际",
+    "31": "市区",
+    "40": "县际",
+    "41": "县区",
+    "99": "其他",
+}
+
+# 卡口用途 (GA/T 1400 Tollgate.TollgateCat2). Source: [wvp-dict] tollgateUsageType; [cargox]
+# Entities/Tollgates/Tollgate.cs agrees.
+TOLLGATE_USES: dict[str, str] = {"80": "治安卡口", "81": "交通卡口", "82": "其他"}
+
+# 车道出入城 (GA/T 1400 Lane.CityPass). Source: [cargox] Entities/Lanes/Lane.cs. A lane numbered
+# 1 is the leftmost in the direction of travel (LaneNo, same source).
+CITY_PASS: dict[int, str] = {1: "进城", 2: "出城", 3: "非进出城", 4: "进出城混合"}
+# CityPass values of a lane that vehicles enter the city by.
+CITY_ENTRY = frozenset({1, 4})

@@ -1,0 +1,106 @@
+"""Checkpoints as GA/T 1400 describes them: type (卡口类型), use (卡口用途) and lanes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import auth
+from tianwang.checkpoints import codes
+
+KK = "44030500001210000001"
+
+# 卡口类型 / 卡口用途 / CityPass as 648540858/wvp-GB28181-pro src/main/resources/gb_dict.json
+# (tollgateCatType, tollgateUsageType) and OverwindSlash/CargoX .../Entities/Tollgates/Tollgate.cs,
+# .../Entities/Lanes/Lane.cs (CityPass) list them.
+TOLLGATE_TYPE = {
+    "10": "国际",
+    "20": "省际",
+    "30": "市际",
+    "31": "市区",
+    "40": "县际",
+    "41": "县区",
+    "99": "其他",
+}
+TOLLGATE_USE = {"80": "治安卡口", "81": "交通卡口", "82": "其他"}
+CITY_PASS = {1: "进城", 2: "出城", 3: "非进出城", 4: "进出城混合"}
+
+
+def test_checkpoint_code_tables() -> None:
+    assert codes.TOLLGATE_TYPES == TOLLGATE_TYPE
+    assert codes.TOLLGATE_USES == TOLLGATE_USE
+    assert codes.CITY_PASS == CITY_PASS
+    # the lanes vehicles enter the city by: 进城 and 进出城混合
+    assert {c for c, name in CITY_PASS.items() if name.startswith("进")} == codes.CITY_ENTRY
+
+
+def _body(**kw: Any) -> dict[str, Any]:
+    return {
+        "checkpoint_id": KK,
+        "name": "南山大道入城卡口",
+        "lon": 113.93,
+        "lat": 22.52,
+        "direction_deg": 90,
+        "lanes": 3,
+        **kw,
+    }
+
+
+def test_checkpoint_type_use_and_lanes(client: TestClient, tokens: dict[str, str]) -> None:
+    h = auth(tokens["staff"])
+    lanes = [
+        {"lane_no": 2, "direction": 1, "city_pass": 1, "speed_limit_kmh": 60},
+        {"lane_no": 1, "direction": "1", "city_pass": 1, "speed_limit_kmh": 80},
+        {"lane_no": 3, "direction": "2", "city_pass": 2},
+    ]
+    r = client.post(
+        "/api/v1/checkpoints", json=_body(tollgate_type=30, tollgate_use="81", lane_list=lanes), headers=h
+    )
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert (got["tollgate_type"], got["tollgate_use"]) == ("30", "81")
+    assert got["lane_list"] == [
+        {"lane_no": 1, "direction": "1", "city_pass": 1, "speed_limit_kmh": 80},
+        {"lane_no": 2, "direction": "1", "city_pass": 1, "speed_limit_kmh": 60},
+        {"lane_no": 3, "direction": "2", "city_pass": 2, "speed_limit_kmh": None},
+    ]
+    assert client.get(f"/api/v1/checkpoints/{KK}", headers=h).json()["lane_list"] == got["lane_list"]
+
+    # a patch without lane_list keeps the lanes; fewer lanes than a lane's number is refused
+    r = client.patch(f"/api/v1/checkpoints/{KK}", json={"tollgate_use": 80}, headers=h)
+    assert r.status_code == 200 and r.json()["tollgate_use"] == "80" and len(r.json()["lane_list"]) == 3
+    r = client.patch(f"/api/v1/checkpoints/{KK}", json={"lanes": 2}, headers=h)
+    assert r.status_code == 422 and "lane 3" in r.text
+    r = client.patch(f"/api/v1/checkpoints/{KK}", json={"lanes": 2, "lane_list": lanes[:2]}, headers=h)
+    assert r.status_code == 200 and [x["lane_no"] for x in r.json()["lane_list"]] == [1, 2]
+    r = client.patch(f"/api/v1/checkpoints/{KK}", json={"lane_list": []}, headers=h)
+    assert r.status_code == 200 and r.json()["lane_list"] == []
+
+    # deleting the checkpoint deletes its lanes: registering it again starts without them
+    client.patch(f"/api/v1/checkpoints/{KK}", json={"lane_list": lanes[:1]}, headers=h)
+    assert client.delete(f"/api/v1/checkpoints/{KK}", headers=h).status_code == 204
+    r = client.post("/api/v1/checkpoints", json=_body(), headers=h)
+    assert r.status_code == 201 and r.json()["lane_list"] == [] and r.json()["tollgate_type"] is None
+
+
+def test_checkpoint_attrs_refused_with_the_field_named(client: TestClient, tokens: dict[str, str]) -> None:
+    h = auth(tokens["staff"])
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"tollgate_type": "32"}, "tollgate_type"),
+        ({"tollgate_type": True}, "tollgate_type"),
+        ({"tollgate_use": "83"}, "tollgate_use"),
+        ({"lane_list": [{"lane_no": 1, "direction": "0"}]}, "direction"),
+        ({"lane_list": [{"lane_no": 1, "city_pass": 5}]}, "city_pass"),
+        ({"lane_list": [{"lane_no": 0}]}, "lane_no"),
+        ({"lane_list": [{"lane_no": 1, "speed_limit_kmh": 500}]}, "speed_limit_kmh"),
+        ({"lane_list": [{"lane_no": 1}, {"lane_no": 1}]}, "twice"),
+        ({"lane_list": [{"lane_no": 4}]}, "beyond"),
+        ({"lane_list": [{"lane_no": 1, "lanes": 2}]}, "lanes"),
+    ]
+    for extra, word in bad:
+        r = client.post("/api/v1/checkpoints", json=_body(**extra), headers=h)
+        assert r.status_code == 422, (extra, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert word in r.text, (extra, r.text)
+    assert client.get(f"/api/v1/checkpoints/{KK}", headers=h).status_code == 404
