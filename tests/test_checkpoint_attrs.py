@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from tests.conftest import auth
+from tests.sightings_support import CP1, CP2, CP3, base_time, pass_item, seed
 from tianwang.checkpoints import codes
+from tianwang.context import AppContext
+from tianwang.trajectories import entries, records
 
 KK = "44030500001210000001"
 
@@ -104,3 +108,63 @@ def test_checkpoint_attrs_refused_with_the_field_named(client: TestClient, token
         assert r.headers["content-type"].startswith("application/problem+json")
         assert word in r.text, (extra, r.text)
     assert client.get(f"/api/v1/checkpoints/{KK}", headers=h).status_code == 404
+
+
+def test_first_entry_uses_the_entry_lanes(
+    client: TestClient, ctx: AppContext, tokens: dict[str, str]
+) -> None:
+    """With CityPass on the lanes, the entry checkpoints and the entry passes come from the lanes:
+    no city area is needed, and a pass on an outbound lane of an entry checkpoint is no entry."""
+    seed(ctx)  # CP1, CP2, CP3 with 4 lanes each, and no city area
+    h = auth(tokens["staff"])
+    declared = {
+        CP1: [{"lane_no": 1, "city_pass": 1}, {"lane_no": 2, "city_pass": 1}, {"lane_no": 3, "city_pass": 2}],
+        CP2: [{"lane_no": n, "city_pass": 3} for n in (1, 2, 3, 4)],
+        CP3: [{"lane_no": 1, "city_pass": 4}, {"lane_no": 2, "direction": "2"}],  # lane 2: no CityPass
+    }
+    for cp, lane_list in declared.items():
+        assert (
+            client.patch(f"/api/v1/checkpoints/{cp}", json={"lane_list": lane_list}, headers=h).status_code
+            == 200
+        )
+    with ctx.db.session() as s:
+        assert entries.entry_lanes(s) == {CP1: [1, 2], CP2: [], CP3: [1]}
+        assert entries.entry_checkpoints(s) == ([CP1, CP3], None)
+    t = base_time()
+    at = [
+        ("粤B00001", CP1, 3),  # out of the city
+        ("粤B00002", CP1, 1),  # in
+        ("粤B00003", CP1, None),  # lane not known: may be in
+        ("粤B00004", CP2, 1),  # not an entry checkpoint
+        ("粤B00005", CP3, 2),  # a lane that does not lead in
+        ("粤B00006", CP3, 1),  # in (mixed lane)
+    ]
+    items = [
+        pass_item(f"lane-entry-{n:03d}", p, t + dt.timedelta(minutes=n), cp, lane=lane)
+        for n, (p, cp, lane) in enumerate(at)
+    ]
+    with ctx.db.session() as s:
+        assert records.ingest_passes(s, items).reply.accepted == len(items)
+    q = {
+        "case_no": "A4403052026120001",
+        "from": (t - dt.timedelta(hours=1)).isoformat(),
+        "to": (t + dt.timedelta(hours=1)).isoformat(),
+    }
+    r = client.get("/api/v1/analysis/first-entry", params=q, headers=auth(tokens["investigator"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [i["plate_no"] for i in body["items"]] == ["粤B00002", "粤B00003", "粤B00006"]
+    assert body["params"]["entry_checkpoints"] == {
+        "source": "registry",
+        "area_code": None,
+        "count": 2,
+        "ids": [CP1, CP3],
+        "by_lanes": 2,
+    }
+    # checkpoints named by the caller: their lanes still decide which passes are entries
+    r = client.get(
+        "/api/v1/analysis/first-entry",
+        params={**q, "entry_checkpoint_ids": f"{CP1},{CP2}"},
+        headers=auth(tokens["investigator"]),
+    )
+    assert [i["plate_no"] for i in r.json()["items"]] == ["粤B00002", "粤B00003"]  # CP2: no lane leads in
