@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, base_time, pass_item, seed
 from tianwang.checkpoints import codes
 from tianwang.context import AppContext
-from tianwang.trajectories import entries, records
+from tianwang.trajectories import clones, entries, records
+from tianwang.trajectories.clones import CloneParams, PassColumns, find_clones
 
 KK = "44030500001210000001"
 
@@ -168,3 +170,53 @@ def test_first_entry_uses_the_entry_lanes(
         headers=auth(tokens["investigator"]),
     )
     assert [i["plate_no"] for i in r.json()["items"]] == ["粤B00002", "粤B00003"]  # CP2: no lane leads in
+
+
+def test_cloned_plates_use_the_lanes_speed_limits() -> None:
+    """Two sites 10 km apart driven back and forth at 100 km/h: within the default 150 km/h, but a
+    contradiction where both sites' lanes are limited to 40 km/h (twice that: 80 km/h at most)."""
+    lon = np.array([114.0, 114.0973])  # 10 km apart on 22.5° N
+    lat = np.full(2, 22.5)
+    d = float(clones.haversine_m(lon[:1], lat[:1], lon[1:], lat[1:])[0])
+    leg = d / (100 / 3.6)
+    rows = [(0, k * leg, k % 2) for k in range(5)]
+    p = PassColumns(
+        plate=np.array([r[0] for r in rows], np.int64),
+        ts=np.array([r[1] for r in rows], float),
+        cp=np.array([r[2] for r in rows], np.int64),
+    )
+    params = CloneParams(detour=1.0, trip_factor=0)
+    assert len(find_clones(p, lon, lat, params).pair) == 0
+    both = np.array([40.0, 40.0])
+    found = find_clones(p, lon, lat, params, limit_kmh=both)
+    assert found.pair.tolist() == [0, 1, 2, 3] and found.flagged.tolist() == [True]
+    assert (
+        len(find_clones(p, lon, lat, params, limit_kmh=np.array([40.0, np.nan])).pair) == 0
+    )  # one side unknown
+    assert (
+        len(find_clones(p, lon, lat, params, limit_kmh=np.array([40.0, 60.0])).pair) == 0
+    )  # 120 km/h allowed
+    assert (
+        len(
+            find_clones(
+                p, lon, lat, CloneParams(detour=1.0, trip_factor=0, limit_factor=3), limit_kmh=both
+            ).pair
+        )
+        == 0
+    )
+    top = clones.top_speed_kmh(np.array([0, 0]), np.array([1, 1]), CloneParams(max_speed_kmh=70), both)
+    assert top.tolist() == [70.0, 70.0]  # never above max_speed_kmh
+
+
+def test_cloned_plates_read_the_lane_limits_from_the_registry(
+    client: TestClient, ctx: AppContext, tokens: dict[str, str]
+) -> None:
+    seed(ctx)
+    h = auth(tokens["staff"])
+    lanes = [{"lane_no": 1, "speed_limit_kmh": 40}, {"lane_no": 2, "speed_limit_kmh": 60}, {"lane_no": 3}]
+    assert client.patch(f"/api/v1/checkpoints/{CP2}", json={"lane_list": lanes}, headers=h).status_code == 200
+    with ctx.db.session() as s:
+        sites = clones.Sites.load(s)
+    assert sites.limit_kmh is not None
+    got = dict(zip(sites.ids, sites.limit_kmh.tolist(), strict=True))
+    assert got[CP2] == 60.0 and np.isnan(got[CP1]) and np.isnan(got[CP3])  # the highest lane limit
