@@ -81,7 +81,7 @@ def viid_object(mid: str, plate: str, local: str, tollgate: str = CP1, **kw: Any
         "PlateColor": "5",
         "VehicleColor": "2",
         "Speed": 61,
-        "Direction": "2",
+        "Direction": "1",  # 行驶方向 1: 西→东, heading east (90°), as the checkpoints here face
         "StorageUrl1": "http://10.0.0.9/pic/1.jpg",
         **kw,
     }

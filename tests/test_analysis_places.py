@@ -598,6 +598,7 @@ def test_place_analyses_api(client: TestClient, ctx: AppContext, tokens: dict[st
         "area_code": None,
         "count": 2,
         "ids": [CP1, CP3],
+        "by_lanes": 0,
     }
     r = client.get("/api/v1/analysis/first-entry", params={**fq, "lookback_days": 0.5}, headers=h)
     got = {i["plate_no"]: i for i in r.json()["items"]}

@@ -80,13 +80,19 @@ def test_registry_search_edit_delete_import_export(live_server: Any, page: Any) 
         ):
             assert api.post("/api/v1/cameras", json=body).status_code == 201
         cp = {"checkpoint_id": CHECKPOINT, "name": "深南大道卡口", "lon": 113.96, "lat": 22.54}
-        r = api.post("/api/v1/checkpoints", json={**cp, "direction_deg": 90, "lanes": 4, "road": "深南大道"})
+        lanes = [{"lane_no": 1, "city_pass": 1, "speed_limit_kmh": 60}, {"lane_no": 2, "city_pass": 2}]
+        extra = {"tollgate_type": "30", "tollgate_use": "81", "lane_list": lanes}
+        r = api.post(
+            "/api/v1/checkpoints", json={**cp, "direction_deg": 90, "lanes": 4, "road": "深南大道", **extra}
+        )
         assert r.status_code == 201, r.text
 
         login(page, srv.url + "/console/registry", staff)
         wait_rows(page, [EAST, WEST, AIRPORT])
         page.wait_for_selector(f"#rg-checkpoints tbody tr[data-id='{CHECKPOINT}']")
         assert "深南大道" in page.inner_text("#rg-checkpoints")
+        row = page.inner_text(f"#rg-checkpoints tbody tr[data-id='{CHECKPOINT}']")
+        assert "市际 / 交通" in row and "1 进城 60 km/h · 2 出城" in row  # GA/T 1400 type, use, lanes
         shot(page, "registry-list")
 
         # search by name, then by code; filter by area and by kind

@@ -72,7 +72,14 @@ class SupplyLightType(enum.IntEnum):
 
 
 class DirectionType(enum.IntEnum):
-    """GB/T 28181 DirectionType (监视方位): 1 E, 2 W, 3 S, 4 N, 5 SE, 6 NE, 7 SW, 8 NW."""
+    """GB/T 28181 DirectionType (监视方位, where the camera looks): 1 E, 2 W, 3 S, 4 N, 5 SE, 6 NE,
+    7 SW, 8 NW.
+
+    Checked against 648540858/wvp-GB28181-pro
+    src/main/java/com/genersoft/iot/vmp/gb28181/bean/CommonGBChannel.java (gbDirectionType: 1-东
+    2-西 3-南 4-北 5-东南 6-东北 7-西南 8-西北); see docs/standards.md. Not GA/T 1400's 行驶方向, whose
+    diagonals are numbered differently (checkpoints.codes.DIRECTIONS).
+    """
 
     east = 1
     west = 2

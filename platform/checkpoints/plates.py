@@ -84,6 +84,10 @@ NOT_VALID = frozenset({PlateKind.other, PlateKind.none, PlateKind.unread})
 NO_PLATE = "无牌"
 UNREAD = "未识别"
 MARKERS = frozenset({NO_PLATE, UNREAD})
+# A character the checkpoint could not read. GA/T 1400 writes each as a half-width '-' in PlateNo
+# (粤B12-45), which `normalise` would drop as a separator; the GA/T 1400 ingest turns each into this
+# character first, so 粤B12?45 keeps its length and its other characters (kind `other`, not valid).
+UNREADABLE = "?"
 # What vendors send (after normalisation) for these two cases.
 _NO_PLATE_WORDS = frozenset({"无牌", "无车牌", "无号牌", "无牌车", "无牌照", "NOPLATE"})
 _UNREAD_WORDS = frozenset(
@@ -110,8 +114,13 @@ _MILITARY = re.compile(r"^[VKHBSLJNGCZ][A-Z][0-9]{5}$")
 _HK_MACAO = re.compile(r"^[A-Z]{2}[0-9]{1,4}$")
 
 
-# Plate colour: GA/T 1400.3 ColorType (颜色类型), the code carried in MotorVehicleObject.PlateColor
-# and VehicleColor. Stored as the code string; the native ingest also takes the names.
+# Colour: GA/T 1400.3 ColorType (颜色类型), the code carried in MotorVehicleObject.PlateColor (the
+# plate's background, a subset of the table) and VehicleColor. Stored as the code string; the native
+# ingest also takes the names. Checked against 648540858/wvp-GB28181-pro
+# src/main/resources/gb_dict.json ("color") and OverwindSlash/CargoX
+# src/Pensees.CargoX.Core/Entities/Vehicles/Motor.cs (PlateColor), which agree code for code; see
+# docs/standards.md. (GA 24.8's lettered 车身颜色 codes, A 白 … J 黑, are a different table and are
+# not taken.)
 COLOURS: dict[str, tuple[str, str]] = {
     "1": ("black", "黑"),
     "2": ("white", "白"),
@@ -244,6 +253,9 @@ def read(text: str | None) -> Plate:
     if p in _UNREAD_WORDS or set(p) <= _BLANK_CHARS or len(p) > MAX_READ:
         why = "no plate text" if len(p) <= MAX_READ else f"longer than {MAX_READ} characters"
         return Plate(UNREAD, PlateKind.unread, None, why)
+    if UNREADABLE in p:
+        n = p.count(UNREADABLE)
+        return Plate(p, PlateKind.other, None, f"{n} character{'s' * (n > 1)} unread")
     got = _why_not(p)
     if isinstance(got, str):
         return Plate(p, PlateKind.other, None, got)

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tianwang.auth.secrets_box import SecretBox
 from tianwang.cameras.schemas import OnvifOut
-from tianwang.checkpoints.schemas import CheckpointOut, CheckpointPatch, CheckpointSpec
+from tianwang.checkpoints.schemas import CheckpointOut, CheckpointPatch, CheckpointSpec, LaneOut, LaneSpec
 from tianwang.errors import Conflict, NotFound, ValidationFailed
 from tianwang.pagination import Page, paginate
-from tianwang.storage.models import Camera, Checkpoint
+from tianwang.storage.models import Camera, Checkpoint, CheckpointLane
 
-_PLAIN = ("name", "lon", "lat", "direction_deg", "lanes", "road", "area_code")
+_PLAIN = (
+    "name",
+    "lon",
+    "lat",
+    "direction_deg",
+    "lanes",
+    "road",
+    "area_code",
+    "tollgate_type",
+    "tollgate_use",
+)
+_LANE = ("lane_no", "direction", "city_pass", "speed_limit_kmh")
 
 
 def get_row(session: Session, checkpoint_id: str) -> Checkpoint:
@@ -29,6 +41,23 @@ def camera_ids(session: Session, checkpoint_id: str) -> list[str]:
         session.scalars(
             select(Camera.device_id).where(Camera.checkpoint_id == checkpoint_id).order_by(Camera.id)
         )
+    )
+
+
+def lanes(session: Session, checkpoint_id: str) -> list[CheckpointLane]:
+    return list(
+        session.scalars(
+            select(CheckpointLane)
+            .where(CheckpointLane.checkpoint_id == checkpoint_id)
+            .order_by(CheckpointLane.lane_no)
+        )
+    )
+
+
+def _set_lanes(session: Session, checkpoint_id: str, specs: list[LaneSpec]) -> None:
+    session.execute(sql_delete(CheckpointLane).where(CheckpointLane.checkpoint_id == checkpoint_id))
+    session.add_all(
+        CheckpointLane(checkpoint_id=checkpoint_id, **{f: getattr(spec, f) for f in _LANE}) for spec in specs
     )
 
 
@@ -70,8 +99,17 @@ def to_out(session: Session, row: Checkpoint) -> CheckpointOut:
             username=row.onvif_username or "",
             has_password=row.onvif_password_enc is not None,
         )
-    data = {c: getattr(row, c) for c in CheckpointOut.model_fields if c not in ("onvif", "camera_ids")}
-    return CheckpointOut(**data, onvif=onvif, camera_ids=camera_ids(session, row.checkpoint_id))
+    data = {
+        c: getattr(row, c)
+        for c in CheckpointOut.model_fields
+        if c not in ("onvif", "camera_ids", "lane_list")
+    }
+    lane_list = [
+        LaneOut(**{f: getattr(lane, f) for f in _LANE}) for lane in lanes(session, row.checkpoint_id)
+    ]
+    return CheckpointOut(
+        **data, onvif=onvif, camera_ids=camera_ids(session, row.checkpoint_id), lane_list=lane_list
+    )
 
 
 def create(session: Session, spec: CheckpointSpec, box: SecretBox) -> Checkpoint:
@@ -86,6 +124,9 @@ def create(session: Session, spec: CheckpointSpec, box: SecretBox) -> Checkpoint
     session.flush()
     if spec.camera_ids:
         _link_cameras(session, spec.checkpoint_id, spec.camera_ids)
+    if spec.lane_list:
+        _set_lanes(session, spec.checkpoint_id, spec.lane_list)
+        session.flush()
     return row
 
 
@@ -95,6 +136,8 @@ def update_checkpoint(
     row = get_row(session, checkpoint_id)
     merged: dict[str, Any] = {n: getattr(row, n) for n in _PLAIN if getattr(row, n) is not None}
     merged["checkpoint_id"] = checkpoint_id
+    # the lanes stay as they are unless given, but must still fit a changed lane count
+    merged["lane_list"] = [{f: getattr(lane, f) for f in _LANE} for lane in lanes(session, checkpoint_id)]
     if row.onvif_host:
         merged["onvif"] = {
             "host": row.onvif_host,
@@ -114,6 +157,8 @@ def update_checkpoint(
     _apply(row, spec, box)
     if "camera_ids" in changes:
         _link_cameras(session, checkpoint_id, patch.camera_ids or [])
+    if "lane_list" in changes:
+        _set_lanes(session, checkpoint_id, spec.lane_list or [])
     session.flush()
     return row
 
@@ -121,6 +166,7 @@ def update_checkpoint(
 def delete(session: Session, checkpoint_id: str) -> None:
     row = get_row(session, checkpoint_id)
     session.execute(update(Camera).where(Camera.checkpoint_id == checkpoint_id).values(checkpoint_id=None))
+    session.execute(sql_delete(CheckpointLane).where(CheckpointLane.checkpoint_id == checkpoint_id))
     session.delete(row)
     session.flush()
 

@@ -2,14 +2,21 @@
 
 Only the subset a checkpoint sends about a pass is read: MotorVehicleID (the idempotency key),
 TollgateID (our checkpoint_id), DeviceID, LaneNo, PassTime (yyyyMMddHHmmss in China Standard
-Time, +08:00, no offset written), PlateNo, PlateColor and VehicleColor (ColorType codes),
-VehicleClass, Speed (km/h), Direction (GA/T 1400 行驶方向 code), StorageUrl1..5 (the first
-present is kept as the image). Each object gets its own status in the answer.
+Time, +08:00, no offset written), HasPlate, PlateNo, PlateClass (号牌种类), PlateColor and
+VehicleColor (ColorType codes), PlateCharReliability, VehicleClass (车辆类型), Speed (km/h),
+Direction (行驶方向), StorageUrl1..5 (the first present is kept as the image) and, when none is,
+SubImageList (the picture chosen by its ImageType). Each object gets its own status in the answer.
+The code tables and their public sources are in `codes` (and docs/standards.md).
 
-Only MotorVehicleID, PassTime and TollgateID are required. A missing or unread PlateNo is a pass
-without a plate, stored under a marker (`plates.read`); a Direction outside 1–8 (vendors send 0 or
-9 for unknown) or an overlong DeviceID is dropped with a warning, and so are a non-numeric Speed or
-LaneNo (by the pass ingest), so one odd attribute never loses the pass.
+Only MotorVehicleID, PassTime and TollgateID are required. GA/T 1400's plate conventions: PlateNo
+`无车牌` (or HasPlate 0 with no PlateNo) is a vehicle without a plate, stored under the no-plate
+marker (`plates.read`); a `-` in PlateNo is a character that could not be read, stored as
+`plates.UNREADABLE`. PlateCharReliability (`苏-80,B-90,…`, per character 0–100) is stored as the
+confidences alone, aligned with the stored plate (`80,90,…`). One odd attribute never loses the
+pass: a Direction, PlateClass or VehicleClass that is no code of its table (vendors send 0 for
+unknown), a reliability that does not fit the plate or an overlong DeviceID is dropped with a
+warning, and so are a non-numeric Speed or LaneNo and unknown colours (by the pass ingest).
+Direction 9 (其他) is a code of the table: stored without a heading, no warning.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import datetime as dt
 import re
 from typing import Any
 
-from tianwang import clock
+from tianwang.checkpoints import codes, plates
 from tianwang.protocol.sightings import EXTRA_WARNINGS
+from tianwang.storage.models import utcnow
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 REQUEST_URL = "/VIID/MotorVehicles"
@@ -27,9 +35,13 @@ REQUEST_URL = "/VIID/MotorVehicles"
 # GA/T 1400 ResponseStatusObject.StatusCode
 OK, OTHER_ERROR, INVALID_JSON_FORMAT, INVALID_JSON_CONTENT = 0, 1, 7, 8
 
-# 行驶方向 code → heading of travel in degrees clockwise from north
-# (1 东→西, 2 西→东, 3 南→北, 4 北→南, 5 东南→西北, 6 西北→东南, 7 东北→西南, 8 西南→东北).
-DIRECTION_DEG = {"1": 270.0, "2": 90.0, "3": 0.0, "4": 180.0, "5": 315.0, "6": 135.0, "7": 225.0, "8": 45.0}
+# 行驶方向 code → heading of travel in degrees clockwise from north, None for 9 其他
+# (GA/T 1400.3 §B.3.52; the table and its sources: codes.DIRECTIONS).
+DIRECTION_DEG: dict[str, float | None] = {code: deg for code, (deg, _name) in codes.DIRECTIONS.items()}
+# PlateNo of a vehicle without a plate (GA/T 1400), and the character written for one not read.
+NO_PLATE_TEXT = "无车牌"
+UNREAD_CHAR = "-"
+_FALSE = frozenset({"0", "false", "False", "FALSE"})
 _KEY_OK = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
 
 
@@ -45,7 +57,7 @@ def local_time(s: str) -> dt.datetime:
 
 
 def now_local() -> str:
-    return clock.now().astimezone(CST).strftime("%Y%m%d%H%M%S")
+    return utcnow().astimezone(CST).strftime("%Y%m%d%H%M%S")
 
 
 def objects(body: Any) -> list[Any]:
@@ -87,33 +99,110 @@ def to_pass(o: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     lane = _text(o, "LaneNo")
     speed = _text(o, "Speed")
     direction = _text(o, "Direction")
-    image = next((u for n in range(1, 6) if (u := _text(o, f"StorageUrl{n}"))), None)
+    warnings: list[str] = []
+    plate_no = plate_text(_text(o, "PlateNo"), _text(o, "HasPlate"))
     item: dict[str, Any] = {
         "key": mid,
         "checkpoint_id": tollgate,
-        "lane": int(lane) if lane and lane.isdigit() else lane,
+        "lane": int(lane) if lane and lane.isdecimal() else lane,
         "ts": ts,
-        "plate_no": _text(o, "PlateNo"),
+        "plate_no": plate_no,
         "plate_color": _text(o, "PlateColor"),
         "vehicle_color": _text(o, "VehicleColor"),
-        "vehicle_type": _text(o, "VehicleClass"),
+        "vehicle_type": _coded(o, "VehicleClass", codes.vehicle_class, "a 车辆类型 (GA 24.4) code", warnings),
         "speed_kmh": float(speed) if speed is not None and _is_number(speed) else speed,
         "direction_deg": DIRECTION_DEG.get(direction) if direction is not None else None,
-        "image_key": image,
+        "image_key": image(o),
     }
-    warnings: list[str] = []
     if direction is not None and direction not in DIRECTION_DEG:
         warnings.append(
-            f"Direction: {direction[:20]!r} is not a 行驶方向 code 1–8 (dropped: stored without it)"
+            f"Direction: {direction[:20]!r} is not a 行驶方向 code 1–9 (dropped: stored without it)"
         )
     device = _text(o, "DeviceID")
     if device is not None and len(device) > 20:
         warnings.append("DeviceID: more than 20 characters (dropped: stored without it)")
         device = None
-    more: dict[str, Any] = {"device_id": device}
+    more: dict[str, Any] = {
+        "device_id": device,
+        "plate_class": _coded(o, "PlateClass", codes.plate_class, "a 号牌种类 (GA 24.7) code", warnings),
+        "plate_char_reliability": char_reliability(plate_no, _text(o, "PlateCharReliability"), warnings),
+    }
     if warnings:
         more[EXTRA_WARNINGS] = warnings
     return item, more
+
+
+def _coded(o: dict[str, Any], name: str, code: Any, what: str, warnings: list[str]) -> str | None:
+    """A coded attribute as its code; absent or not a code of its table (then warned) → None."""
+    v = _text(o, name)
+    if v is None:
+        return None
+    got: str | None = code(v)
+    if got is None:
+        warnings.append(f"{name}: {v[:20]!r} is not {what} (dropped: stored without it)")
+    return got
+
+
+def plate_text(plate_no: str | None, has_plate: str | None = None) -> str | None:
+    """PlateNo as the pass ingest reads it: GA/T 1400's `-` for a character not read becomes
+    `plates.UNREADABLE` (else normalisation would drop it as a separator); no PlateNo with
+    HasPlate 0 is a vehicle without a plate."""
+    if plate_no is None:
+        return NO_PLATE_TEXT if has_plate in _FALSE else None
+    if UNREAD_CHAR in plate_no and plate_no.strip(UNREAD_CHAR + " "):
+        return plate_no.replace(UNREAD_CHAR, plates.UNREADABLE)
+    return plate_no
+
+
+def char_reliability(plate_no: str | None, text: str | None, warnings: list[str]) -> str | None:
+    """PlateCharReliability (`苏-80,B-90,1-90,…`: each character of PlateNo and its confidence
+    0–100) → the confidences alone, comma-separated, one per character of the stored plate. None
+    when not sent or when the plate stored is a marker; dropped with a warning when it does not
+    fit the plate."""
+    if text is None or plate_no is None or len(plate_no) > plates.MAX_READ:
+        return None
+    plate = plates.read(plate_no)
+    if plate.kind in (plates.PlateKind.none, plates.PlateKind.unread):
+        return None
+    chars: list[str] = []
+    values: list[str] = []
+    for part in text.replace("，", ",").split(","):
+        char, sep, value = part.strip().rpartition("-")
+        value = value.strip()
+        if not sep or not value.isdecimal() or int(value) > 100:
+            warnings.append(
+                f"PlateCharReliability: {part.strip()[:20]!r} is not character-confidence "
+                "(0–100) (dropped: stored without it)"
+            )
+            return None
+        char = char.strip()
+        chars.append(plates.UNREADABLE if char == UNREAD_CHAR else char)
+        values.append(str(int(value)))
+    if plates.normalise("".join(chars)) != plate.plate_no or len(values) != len(plate.plate_no):
+        warnings.append(
+            "PlateCharReliability: its characters are not those of PlateNo (dropped: stored without it)"
+        )
+        return None
+    return ",".join(values)
+
+
+def image(o: dict[str, Any]) -> str | None:
+    """The pass's picture: the first StorageUrl1..5 present, else from SubImageList the picture
+    whose ImageType (codes.IMAGE_TYPES) shows the most of the vehicle (codes.IMAGE_PREFERENCE)."""
+    url = next((u for n in range(1, 6) if (u := _text(o, f"StorageUrl{n}"))), None)
+    if url is not None:
+        return url
+    subs = o.get("SubImageList")
+    subs = subs.get("SubImageInfoObject") if isinstance(subs, dict) else None
+    if isinstance(subs, dict):
+        subs = [subs]
+    if not isinstance(subs, list):
+        return None
+    by_type: dict[str, str] = {}
+    for sub in subs:
+        if isinstance(sub, dict) and (path := _text(sub, "StoragePath")):
+            by_type.setdefault(str(sub.get("Type", "")).strip(), path)
+    return next((by_type[t] for t in codes.IMAGE_PREFERENCE if t in by_type), None)
 
 
 def _is_number(s: str) -> bool:

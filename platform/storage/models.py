@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -181,6 +182,27 @@ class Checkpoint(Base):
     status_since: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # GA/T 1400 卡口类型 (TollgateCat) and 卡口用途 (TollgateCat2) codes: checkpoints.codes
+    tollgate_type: Mapped[str | None] = mapped_column(String(2), default=None)
+    tollgate_use: Mapped[str | None] = mapped_column(String(2), default=None)
+
+
+class CheckpointLane(Base):
+    """One lane of a checkpoint as GA/T 1400 describes it (LaneObject): its number (1 is the leftmost
+    in the direction of travel), direction of travel, whether it leads into the city, speed limit."""
+
+    __tablename__ = "checkpoint_lanes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checkpoint_id: Mapped[str] = mapped_column(
+        String(20), ForeignKey("checkpoints.checkpoint_id", ondelete="CASCADE"), index=True
+    )
+    lane_no: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str | None] = mapped_column(String(1), default=None)  # 行驶方向 code
+    city_pass: Mapped[int | None] = mapped_column(Integer, default=None)  # CityPass: 1 进城 … 4 混合
+    speed_limit_kmh: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    __table_args__ = (UniqueConstraint("checkpoint_id", "lane_no", name="uq_checkpoint_lanes_lane"),)
 
 
 class Area(Base):
@@ -354,6 +376,11 @@ class Pass(Base):
     image_key: Mapped[str | None] = mapped_column(String(1000), default=None)
     device_id: Mapped[str | None] = mapped_column(String(20), default=None)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # 号牌种类 (GA 24.7 code, checkpoints.codes.PLATE_CLASSES), as a GA/T 1400 push sends it
+    plate_class: Mapped[str | None] = mapped_column(String(2), default=None)
+    # GA/T 1400 PlateCharReliability: the confidence (0–100) of each character of plate_no, in order,
+    # comma-separated ("80,90,90,88,90,67,87"); null when not sent
+    plate_char_reliability: Mapped[str | None] = mapped_column(String(160), default=None)
 
     __table_args__ = (
         Index("ix_passes_ts_brin", "ts", postgresql_using="brin"),

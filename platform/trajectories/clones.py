@@ -2,7 +2,9 @@
 
 A plate's consecutive passes (by time) at two checkpoints contradict when the gap is shorter than
 the road allows: the distance between the checkpoints (on the road graph where the registry's
-roads know it, else great-circle × a detour factor) driven faster than `max_speed_kmh`; or, for
+roads know it, else great-circle × a detour factor) driven faster than `max_speed_kmh` — or, where
+both checkpoints' lanes have speed limits (GA/T 1400 lanes), faster than `limit_factor` × the higher
+of the two limits when that is lower; or, for
 pairs off the road graph, a gap under `trip_factor` × the fastest trip another plate was seen to
 make between the two. A single misread (OCR) pass lands in another plate's history and
 contradicts both its neighbours, so contradictions are counted as the fewest passes whose removal
@@ -36,7 +38,7 @@ from sqlalchemy import Float, and_, cast, extract, func, literal_column, or_, se
 from sqlalchemy.orm import Session
 
 from tianwang.errors import ValidationFailed
-from tianwang.storage.models import Checkpoint, Pass, Road
+from tianwang.storage.models import Checkpoint, CheckpointLane, Pass, Road
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -55,6 +57,8 @@ class CloneParams:
     """The knobs of the analysis; `as_dict` is echoed in every answer."""
 
     max_speed_kmh: float = 150.0  # plausible top speed between two checkpoints
+    # with speed limits on both checkpoints' lanes: top speed ≤ this × the higher of their limits
+    limit_factor: float = 2.0
     detour: float = 1.3  # road length ≈ great-circle × this where the road graph does not know the pair
     max_detour: float = 3.0  # roads assumed at most this × great-circle when picking pairs to route
     jitter_s: float = 4.0  # clock tolerance added to every gap (device clocks jitter by ~2 s each)
@@ -336,6 +340,18 @@ class Judged:
     fastest_s: F64
 
 
+def top_speed_kmh(a: I64, b: I64, params: CloneParams, limit_kmh: F64 | None = None) -> F64:
+    """The fastest one vehicle is taken to drive from site a[i] to site b[i]: `max_speed_kmh`, or
+    `limit_factor` × the higher of the two sites' lane speed limits when both are known and that
+    is lower (`limit_kmh` per site, NaN where no lane has a limit)."""
+    top = np.full(len(a), params.max_speed_kmh)
+    if limit_kmh is None or not len(a):
+        return top
+    la, lb = limit_kmh[a], limit_kmh[b]
+    known = ~np.isnan(la) & ~np.isnan(lb)
+    return np.where(known, np.minimum(top, params.limit_factor * np.fmax(la, lb)), top)
+
+
 def judge(
     a: I64,
     b: I64,
@@ -345,12 +361,14 @@ def judge(
     road: RoadNet | None,
     trips: TripStats,
     plate: I64 | None = None,
+    limit_kmh: F64 | None = None,
 ) -> Judged:
     """Which (a → b in `gap` seconds, by `plate`) pairs no single vehicle could drive (see the
     module text); without `plate`, the fastest observed trip is every plate's."""
     gc = chord_distance_m(vec, a, b)
     far = (a != b) & (gc >= params.min_distance_m)
-    allow = params.max_speed_kmh / 3.6 * (gap + params.jitter_s)  # the farthest one vehicle gets
+    # the farthest one vehicle gets
+    allow = top_speed_kmh(a, b, params, limit_kmh) / 3.6 * (gap + params.jitter_s)
     fastest = trips.lookup(a, b, plate)
     trip_short = far & ~np.isnan(fastest) & (gap + params.jitter_s < params.trip_factor * fastest)
     dist = gc * params.detour
@@ -374,8 +392,10 @@ def find_clones(
     params: CloneParams,
     road: RoadNet | None = None,
     trips: TripStats | None = None,
+    limit_kmh: F64 | None = None,
 ) -> Clones:
-    """Contradicting consecutive passes and the plates they make clones (see the module text)."""
+    """Contradicting consecutive passes and the plates they make clones (see the module text);
+    `limit_kmh`: per site, the highest speed limit of its lanes (NaN where none)."""
     n_sites = len(site_lon)
     n = len(p)
     if n < 2:
@@ -393,7 +413,7 @@ def find_clones(
             t_sel[t_sel] = ~road.knows(a[t_sel], b[t_sel])
         trips = trip_stats(a[t_sel], b[t_sel], gap[t_sel], plate[:-1][t_sel], n_sites, params)
     j = np.flatnonzero(valid)
-    v = judge(a[j], b[j], gap[j], site_vectors(site_lon, site_lat), params, road, trips, plate[j])
+    v = judge(a[j], b[j], gap[j], site_vectors(site_lon, site_lat), params, road, trips, plate[j], limit_kmh)
     k = np.flatnonzero(v.bad)
     pair = j[k]
     basis = np.where(v.speed_bad[k], BASIS_SPEED, 0) | np.where(v.trip_bad[k], BASIS_TRIP, 0)
@@ -463,6 +483,7 @@ def explain_misreads(
     params: CloneParams,
     road: RoadNet | None,
     trips: TripStats,
+    limit_kmh: F64 | None = None,
 ) -> Bool:
     """Which passes `sub[test]` fit the timeline of one of their plate's OCR twins.
 
@@ -494,8 +515,8 @@ def explain_misreads(
     prev = np.maximum(prev, 0)
     g_prev, g_next = x_ts - twins.ts[prev], twins.ts[nxt] - x_ts
     vec = site_vectors(site_lon, site_lat)
-    bad_prev = judge(twins.cp[prev], x_cp, g_prev, vec, params, road, trips).bad
-    bad_next = judge(x_cp, twins.cp[nxt], g_next, vec, params, road, trips).bad
+    bad_prev = judge(twins.cp[prev], x_cp, g_prev, vec, params, road, trips, limit_kmh=limit_kmh).bad
+    bad_next = judge(x_cp, twins.cp[nxt], g_next, vec, params, road, trips, limit_kmh=limit_kmh).bad
     near = has_prev & has_next & (g_prev <= params.twin_window_s) & (g_next <= params.twin_window_s)
     fits = near & ~bad_prev & ~bad_next
     np.logical_or.at(out, xi, fits)
@@ -520,6 +541,7 @@ class Sites:
     lat: F64
     road: list[str | None]
     index_of_pk: I64  # checkpoints.id → site index (−1 none)
+    limit_kmh: F64 | None = None  # the highest speed limit of the site's lanes (NaN: none)
 
     @classmethod
     def load(cls, session: Session) -> Sites:
@@ -531,6 +553,13 @@ class Sites:
         pk = np.array([r[0] for r in rows], np.int64)
         index = np.full(int(pk.max()) + 1 if len(pk) else 1, -1, np.int64)
         index[pk] = np.arange(len(pk))
+        limits: dict[str, float] = dict(
+            session.execute(
+                select(CheckpointLane.checkpoint_id, func.max(CheckpointLane.speed_limit_kmh))
+                .where(CheckpointLane.speed_limit_kmh.is_not(None))
+                .group_by(CheckpointLane.checkpoint_id)
+            ).all()
+        )
         return cls(
             ids=[r[1] for r in rows],
             pk=pk,
@@ -538,6 +567,7 @@ class Sites:
             lat=np.array([r[3] for r in rows], float),
             road=[r[4] for r in rows],
             index_of_pk=index,
+            limit_kmh=np.array([limits.get(r[1], np.nan) for r in rows], np.float64) if limits else None,
         )
 
 
@@ -821,7 +851,7 @@ def analyse(
     loaded = load_columns(session, sites, frm, to)
     cols = loaded.cols
     lap("read")
-    first = find_clones(cols, sites.lon, sites.lat, params, road)
+    first = find_clones(cols, sites.lon, sites.lat, params, road, limit_kmh=sites.limit_kmh)
     lap("scan")
     suspect_codes = first.plates[first.independent >= 1]
     suspects = loaded.names(session, sites, suspect_codes)
@@ -837,7 +867,7 @@ def analyse(
     if not suspects:
         return [], stats
     sub, detail = _load_plates(session, sites, {n: c for c, n in name_of.items()}, frm, to)
-    found = find_clones(sub, sites.lon, sites.lat, params, road, trips=first.trips)
+    found = find_clones(sub, sites.lon, sites.lat, params, road, trips=first.trips, limit_kmh=sites.limit_kmh)
     # passes that fit an OCR twin's timeline are its misreads: out of the plate's history
     test = np.unique(np.r_[found.pair, found.pair + 1])
     twins_of = {name: ocr_twins(name) for name in suspects}
@@ -857,19 +887,23 @@ def analyse(
         params,
         road,
         first.trips,
+        sites.limit_kmh,
     )
     stats |= {"twin_plates": len(seen), "explained_as_misreads": int(explained.sum())}
     if explained.any():
         keep = np.setdiff1d(np.arange(len(sub)), test[explained])
         sub, detail = sub.take(keep), [detail[i] for i in keep.tolist()]
-        found = find_clones(sub, sites.lon, sites.lat, params, road, trips=first.trips)
+        found = find_clones(
+            sub, sites.lon, sites.lat, params, road, trips=first.trips, limit_kmh=sites.limit_kmh
+        )
     pair_plate = sub.plate[found.pair]
     items: list[dict[str, Any]] = []
     for pi in np.flatnonzero(found.flagged).tolist():
         code = int(found.plates[pi])
         rows = np.flatnonzero(pair_plate == code)
         # strongest first: how far over the allowance the pair is (distance ÷ allowed distance)
-        allow = params.max_speed_kmh / 3.6 * (found.seconds[rows] + params.jitter_s)
+        top = top_speed_kmh(sub.cp[found.pair[rows]], sub.cp[found.pair[rows] + 1], params, sites.limit_kmh)
+        allow = top / 3.6 * (found.seconds[rows] + params.jitter_s)
         ratio = np.maximum(
             found.distance_m[rows] / allow,
             np.nan_to_num(

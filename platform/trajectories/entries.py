@@ -1,10 +1,13 @@
 """首次入城 (first entry into the city): vehicles whose first pass at a city-entry checkpoint in a window
 has no earlier pass within a look-back — at any entry checkpoint (default) or anywhere.
 
-Which checkpoints are city-entry checkpoints: given by the caller, or derived from the registry — a
-checkpoint whose road (`Checkpoint.road`, a registered road) crosses the boundary of the city area
-(the area of kind `city`, or `area_code`); a checkpoint whose road is not registered counts when it
-lies within `EDGE_M` of that boundary. The registry has no flag for it (see docs/analyses-places.md).
+Which checkpoints are city-entry checkpoints: given by the caller, or derived from the registry. A
+checkpoint whose lanes say which way they lead (GA/T 1400 CityPass, `CheckpointLane.city_pass`) is
+one when a lane leads into the city (进城, or 进出城混合), and then only the passes on such a lane
+(or on no known lane) are entries. For the others the road geometry decides: a checkpoint whose road
+(`Checkpoint.road`, a registered road) crosses the boundary of the city area (the area of kind
+`city`, or `area_code`); a checkpoint whose road is not registered counts when it lies within
+`EDGE_M` of that boundary (see docs/analyses-places.md).
 
 One SQL statement: the passes of [from − look-back, to) at the entry checkpoints (or, for scope
 `any`, every pass of the plates seen at one in the window), each with the time of the plate's previous
@@ -20,12 +23,13 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import BigInteger, func, literal, or_, select
+from sqlalchemy import BigInteger, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from tianwang.checkpoints.codes import CITY_ENTRY
 from tianwang.coverage.geometry import LocalProjection
 from tianwang.errors import NotFound, ValidationFailed
-from tianwang.storage.models import Area, Checkpoint, Pass, Road
+from tianwang.storage.models import Area, Checkpoint, CheckpointLane, Pass, Road
 from tianwang.trajectories.nightlife import epoch_s, is_pg, one_of
 
 DEFAULT_LOOKBACK_DAYS = 30
@@ -84,18 +88,43 @@ def _city_area(session: Session, area_code: str | None) -> Area:
     return cities[0]
 
 
-def entry_checkpoints(session: Session, area_code: str | None = None) -> tuple[list[str], str]:
-    """The city-entry checkpoints derived from the registry, and the area code they guard."""
+def entry_lanes(session: Session) -> dict[str, list[int]]:
+    """Per checkpoint whose lanes declare CityPass: the numbers of its lanes into the city (进城,
+    进出城混合), possibly none."""
+    out: dict[str, list[int]] = {}
+    rows = session.execute(
+        select(CheckpointLane.checkpoint_id, CheckpointLane.lane_no, CheckpointLane.city_pass)
+        .where(CheckpointLane.city_pass.is_not(None))
+        .order_by(CheckpointLane.checkpoint_id, CheckpointLane.lane_no)
+    )
+    for cp, lane_no, city_pass in rows:
+        into = out.setdefault(cp, [])
+        if city_pass in CITY_ENTRY:
+            into.append(lane_no)
+    return out
+
+
+def entry_checkpoints(session: Session, area_code: str | None = None) -> tuple[list[str], str | None]:
+    """The city-entry checkpoints derived from the registry, and the area code they guard (None when
+    the lanes of every checkpoint decide and no area was named)."""
+    declared = entry_lanes(session)
+    cps = [
+        r
+        for r in session.execute(
+            select(Checkpoint.checkpoint_id, Checkpoint.lon, Checkpoint.lat, Checkpoint.road).order_by(
+                Checkpoint.checkpoint_id
+            )
+        ).all()
+        if r[0] not in declared
+    ]
+    ids = [cp for cp, into in declared.items() if into]
+    if not cps:
+        return sorted(ids), area_code
     area = _city_area(session, area_code)
     try:
         poly = shape(area.geometry)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         raise ValidationFailed(f"area {area.code} has no usable geometry") from None
-    cps = session.execute(
-        select(Checkpoint.checkpoint_id, Checkpoint.lon, Checkpoint.lat, Checkpoint.road).order_by(
-            Checkpoint.checkpoint_id
-        )
-    ).all()
     road_ids = sorted({r[3] for r in cps if r[3]})
     geoms: dict[str, BaseGeometry] = {}
     for i in range(0, len(road_ids), 1000):
@@ -108,7 +137,25 @@ def entry_checkpoints(session: Session, area_code: str | None = None) -> tuple[l
                 continue
     lines = [geoms.get(r[3]) if r[3] else None for r in cps]
     flags = entry_flags(poly, [r[1] for r in cps], [r[2] for r in cps], lines)
-    return [cps[i][0] for i in np.flatnonzero(flags).tolist()], area.code
+    ids += [cps[i][0] for i in np.flatnonzero(flags).tolist()]
+    return sorted(ids), area.code
+
+
+def _at_entry(cp_col: Any, lane_col: Any, entry_ids: list[str], lanes: dict[str, list[int]], pg: bool) -> Any:
+    """A pass at one of `entry_ids`; at a checkpoint of `lanes`, only on one of its entry lanes or on
+    no known lane."""
+    whole = [cp for cp in entry_ids if cp not in lanes]
+    by_lanes: dict[tuple[int, ...], list[str]] = {}
+    for cp in entry_ids:
+        if cp in lanes:
+            by_lanes.setdefault(tuple(lanes[cp]), []).append(cp)
+    if not by_lanes:
+        return one_of(cp_col, entry_ids, pg)
+    parts = [one_of(cp_col, whole, pg)] if whole else []
+    for into, cps in by_lanes.items():
+        on_lane = or_(lane_col.is_(None), lane_col.in_(into)) if into else lane_col.is_(None)
+        parts.append(and_(one_of(cp_col, cps, pg), on_lane))
+    return or_(*parts)
 
 
 def first_entries(
@@ -120,15 +167,19 @@ def first_entries(
     lookback: dt.timedelta,
     scope: str = "entry",
     limit: int = 100,
+    lanes: dict[str, list[int]] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Vehicles whose first pass at an entry checkpoint in [frm, to) follows no pass (at an entry
-    checkpoint, or anywhere for scope `any`) within `lookback`; earliest first; (items, truncated)."""
+    checkpoint, or anywhere for scope `any`) within `lookback`; earliest first; (items, truncated).
+    At a checkpoint of `lanes` (`entry_lanes`) only the passes on its entry lanes count as entries."""
     if scope not in SCOPES:
         raise ValidationFailed(f"scope must be one of {', '.join(SCOPES)}")
     if not entry_ids:
         return [], False
     pg = is_pg(session)
-    at_entry = one_of(Pass.checkpoint_id, entry_ids, pg)
+    chosen = set(entry_ids)
+    lanes = {cp: into for cp, into in (lanes or {}).items() if cp in chosen}
+    at_entry = _at_entry(Pass.checkpoint_id, Pass.lane, entry_ids, lanes, pg)
     lb_s = int(lookback.total_seconds())
     e = epoch_s(Pass.ts)
     base = select(
@@ -137,6 +188,7 @@ def first_entries(
         Pass.key,
         Pass.checkpoint_id,
         Pass.direction_deg,
+        Pass.lane,
         e.label("e"),
         func.lag(e).over(partition_by=Pass.plate_no, order_by=(Pass.ts, Pass.key)).label("prev_e"),
     ).where(Pass.ts >= frm - lookback, Pass.ts < to, Pass.plate_valid.is_(True))
@@ -163,7 +215,7 @@ def first_entries(
             c.prev_e,
             func.row_number().over(partition_by=c.plate_no, order_by=(c.ts, c.key)).label("rn"),
         )
-        .where(c.ts >= frm, one_of(c.checkpoint_id, entry_ids, pg))
+        .where(c.ts >= frm, _at_entry(c.checkpoint_id, c.lane, entry_ids, lanes, pg))
         .subquery()
     )
     f = firsts.c

@@ -123,6 +123,8 @@ PASSES = Track(
         "image_key",
         "device_id",
         "received_at",
+        "plate_class",
+        "plate_char_reliability",
     ),
     "plate",
     "checkpoint_id",
@@ -465,6 +467,8 @@ def pass_row(
         item.image_key,
         None,  # device_id: only GA/T 1400 pushes name the capturing device
         received,
+        None,  # plate_class and
+        None,  # plate_char_reliability: only GA/T 1400 pushes send them
     )
 
 
@@ -476,7 +480,8 @@ def ingest_passes(
     extra: Sequence[dict[str, Any]] | None = None,
     retention_days: int | None = None,
 ) -> Outcome:
-    """Store vehicle passes; `extra[i]` adds columns to item i (the GA/T 1400 DeviceID), and its
+    """Store vehicle passes; `extra[i]` adds columns to item i (the GA/T 1400 DeviceID, PlateClass,
+    PlateCharReliability), and its
     `_warnings` entry, if any, joins the item's warnings."""
     now = utcnow()
 

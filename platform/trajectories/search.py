@@ -150,7 +150,7 @@ class PassFilter:
                     {"field": "plate_kind", "message": f"{k[:20]!r}: one of {', '.join(sorted(kinds))}"}
                 )
         for d in self.directions:
-            if d not in viid.DIRECTION_DEG:
+            if viid.DIRECTION_DEG.get(d) is None:  # 9 (其他) has no heading to match
                 errors.append({"field": "direction", "message": f"{d[:20]!r}: a 行驶方向 code 1–8"})
         if self.area_code is not None and not re.fullmatch(r"\d{2,12}", self.area_code):
             errors.append({"field": "area_code", "message": "2–12 digits (a division code or its prefix)"})
@@ -171,6 +171,7 @@ def _heading_condition(codes: list[str]) -> ColumnElement[bool]:
     conds = []
     for code in codes:
         deg = viid.DIRECTION_DEG[code]
+        assert deg is not None  # PassFilter.check refused the codes without a heading
         lo, hi = (deg - DIRECTION_TOL_DEG) % 360, (deg + DIRECTION_TOL_DEG) % 360
         col = Pass.direction_deg
         conds.append(and_(col >= lo, col < hi) if lo < hi else or_(col >= lo, col < hi))

@@ -182,15 +182,23 @@ def first_entry(
         ids, code = entries.entry_checkpoints(db, area_code)
         source = "registry"
     lookback = dt.timedelta(days=lookback_days)
+    chosen = set(ids)
+    lanes = {cp: into for cp, into in entries.entry_lanes(db).items() if cp in chosen}
     items, truncated = entries.first_entries(
-        db, frm=f, to=t, entry_ids=ids, lookback=lookback, scope=scope, limit=limit
+        db, frm=f, to=t, entry_ids=ids, lookback=lookback, scope=scope, limit=limit, lanes=lanes
     )
     params = {
         "from": f.isoformat(),
         "to": t.isoformat(),
         "lookback_days": lookback_days,
         "scope": scope,
-        "entry_checkpoints": {"source": source, "area_code": code, "count": len(ids), "ids": ids[:ECHO_IDS]},
+        "entry_checkpoints": {
+            "source": source,
+            "area_code": code,
+            "count": len(ids),
+            "ids": ids[:ECHO_IDS],
+            "by_lanes": len(lanes),  # of them, those whose entry lanes (CityPass) decide
+        },
         "limit": limit,
     }
     a.record(db, params, len(items))

@@ -111,6 +111,23 @@
     "in.onvif_password": ["密码", "Password"],
     "in.rtsp_url": ["RTSP 地址", "RTSP URL"],
     "in.snapshot_url": ["抓图地址", "Snapshot URL"],
+    // GA/T 1400 checkpoint attributes (codes and sources: docs/standards.md)
+    "rg.col.tollgate": ["类型 / 用途", "Type / use"],
+    "rg.col.lane_list": ["车道（出入城、限速）", "Lanes (city, limit)"],
+    "tg.10": ["国际", "international"],
+    "tg.20": ["省际", "inter-provincial"],
+    "tg.30": ["市际", "inter-city"],
+    "tg.31": ["市区", "urban"],
+    "tg.40": ["县际", "inter-county"],
+    "tg.41": ["县区", "county"],
+    "tg.99": ["其他", "other"],
+    "tu.80": ["治安", "public security"],
+    "tu.81": ["交通", "traffic"],
+    "tu.82": ["其他", "other"],
+    "city.1": ["进城", "in"],
+    "city.2": ["出城", "out"],
+    "city.3": ["非进出城", "through"],
+    "city.4": ["进出城", "in/out"],
   });
 
   const STATUS_COLOURS = { registered: "#878787", online: "#1a9850", offline: "#d73027", fault: "#b26a00" };
@@ -447,18 +464,26 @@
   }
 
   // ---- checkpoints (read here; edited through the API)
+  const tollgate = (p) =>
+    [p.tollgate_type && TW.t("tg." + p.tollgate_type), p.tollgate_use && TW.t("tu." + p.tollgate_use)]
+      .filter(Boolean)
+      .join(" / ");
+  const laneText = (l) =>
+    [String(l.lane_no), l.city_pass && TW.t("city." + l.city_pass), l.speed_limit_kmh && l.speed_limit_kmh + " km/h"]
+      .filter(Boolean)
+      .join(" ");
   async function loadCheckpoints(cursor) {
     const tb = $("#rg-checkpoints tbody");
     let page;
     try {
       page = await TW.api("/api/v1/checkpoints" + TW.qs({ area_code: $("#rg-area").value.trim(), limit: 50, cursor }));
     } catch (e) {
-      tb.replaceChildren(TW.el("tr", {}, TW.el("td", { colspan: 8, class: "tw-error" }, TW.describe(e))));
+      tb.replaceChildren(TW.el("tr", {}, TW.el("td", { colspan: 10, class: "tw-error" }, TW.describe(e))));
       return null;
     }
     $("#rg-cp-count").textContent = TW.t("rg.count", { n: page.items.length });
     if (!page.items.length) {
-      tb.replaceChildren(TW.el("tr", {}, TW.el("td", { colspan: 8, class: "tw-hint" }, TW.t("rg.empty"))));
+      tb.replaceChildren(TW.el("tr", {}, TW.el("td", { colspan: 10, class: "tw-hint" }, TW.t("rg.empty"))));
       return page.next_cursor;
     }
     tb.replaceChildren(
@@ -474,6 +499,8 @@
           TW.el("td", { title: p.status_reason || "" }, badge(p.status)),
           TW.el("td", {}, p.area_code),
           TW.el("td", {}, p.camera_ids.length),
+          TW.el("td", {}, tollgate(p)),
+          TW.el("td", { class: "tw-lanes" }, (p.lane_list || []).map(laneText).join(" · ")),
         ),
       ),
     );

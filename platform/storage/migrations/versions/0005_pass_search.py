@@ -1,7 +1,7 @@
 """pass search: a trigram index on the plate (pg_trgm) for wildcard and look-alike plate patterns
 
 Revision ID: 0005_pass_search
-Revises: 0004
+Revises: 0005_checkpoint_attrs
 Create Date: 2026-12-07 20:30:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0005_pass_search"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005_checkpoint_attrs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
