@@ -169,6 +169,7 @@ def test_filters_and_pages(loaded: tuple[AppContext, dict[str, str]]) -> None:
         dict(frm=frm, to=frm + dt.timedelta(days=200)),
         dict(frm=frm, to=to, plate_kinds=["bogus"]),
         dict(frm=frm, to=to, directions=["9"]),
+        dict(frm=frm, to=to, directions=["0"]),
         dict(frm=frm, to=to, area_code="44x"),
     ):
         with pytest.raises(ValidationFailed):
@@ -188,6 +189,8 @@ def test_direction_filter(ctx: AppContext) -> None:
     from tianwang.checkpoints import viid
 
     for code, deg in viid.DIRECTION_DEG.items():
+        if deg is None:  # 9 (其他): no heading, refused as a filter
+            continue
         keys = _all_keys(ctx, search.PassFilter(frm=frm, to=to, directions=[code]), limit=100)
         got = sorted(int(k[4:]) for k in keys)
         want = sorted(d for d in range(0, 360, 15) if min(abs(d - deg), 360 - abs(d - deg)) < 22.5)
