@@ -253,6 +253,42 @@ def test_presigned_put_then_get_over_http(backend: Backend) -> None:
         assert g.headers["content-type"].startswith("image/jpeg")
 
 
+def test_a_recorded_upload_cannot_be_overwritten_through_its_url(backend: Backend) -> None:
+    """The attack: keep the presigned URL of a snapshot and PUT other bytes after it was recorded."""
+    s = backend.store
+    key = snapshot_key(DEVICE, dt.datetime(2024, 5, 6, 7, 8, 9, 321000, tzinfo=dt.UTC))
+    url = s.presigned_upload(key, 300, sha(JPEG))
+    forged = b"\xff\xd8 not the picture \xff\xd9"
+    with httpx.Client(timeout=10) as http:
+        assert http.put(url, content=JPEG, headers={"Content-Type": "image/jpeg"}).status_code == 200
+        assert s.accept_upload(key, sha(JPEG)) == sha(JPEG)  # the record step
+        # the forger even claims the right hash as S3 metadata
+        r = http.put(url, content=forged, headers={"x-amz-meta-sha256": sha(JPEG)})
+        if backend.kind == "dir":
+            assert_problem(r, 422)  # the URL takes only the presigned content, and only once
+        # whatever the store answered, the recorded object is untouched
+        assert s.get(key) == JPEG and s.accept_upload(key, sha(JPEG)) == sha(JPEG)
+        assert http.get(s.presigned_get(key, 60)).content == JPEG
+
+
+def test_an_upload_of_other_content_is_never_accepted(backend: Backend) -> None:
+    s = backend.store
+    key = snapshot_key(DEVICE, dt.datetime(2024, 5, 6, 7, 8, 10, tzinfo=dt.UTC))
+    url = s.presigned_upload(key, 300, sha(JPEG))
+    with httpx.Client(timeout=10) as http:
+        r = http.put(url, content=b"other", headers={"x-amz-meta-sha256": sha(JPEG)})
+    if backend.kind == "dir":
+        assert_problem(r, 422)
+        with pytest.raises(NotFound):
+            s.accept_upload(key, sha(JPEG))
+    else:
+        # S3 took the bytes at the staging key; the record step hashes them itself, refuses to
+        # make them the snapshot, and says what it found
+        assert r.status_code == 200
+        assert s.accept_upload(key, sha(JPEG)) == sha(b"other")
+    assert not s.exists(key)
+
+
 def test_presigned_get_of_missing_object_is_404(backend: Backend) -> None:
     url = backend.store.presigned_get("never/put.jpg", 60)
     with httpx.Client(timeout=10) as http:
@@ -358,6 +394,43 @@ def test_traversal_through_the_route_is_refused(served: tuple[DirectoryStore, st
     assert b"do not serve" not in r.content
 
 
+def test_a_presigned_put_is_one_time(served: tuple[DirectoryStore, str]) -> None:
+    store, _ = served
+    url = store.presigned_put("p/once.jpg", 60)  # as the installer's probe gets one: no hash bound
+    with httpx.Client(timeout=10) as http:
+        assert http.put(url, content=JPEG).status_code == 200
+        # the same bytes again (an agent that lost the answer): done, nothing changes
+        again = http.put(url, content=JPEG)
+        assert again.status_code == 200 and again.headers["etag"] == f'"{sha(JPEG)}"'
+        body = assert_problem(http.put(url, content=b"replacement"), 409)
+        assert body["type"] == "urn:tianwang:problem:conflict"
+        # nor through a fresh URL for the same key
+        assert_problem(http.put(store.presigned_put("p/once.jpg", 60), content=b"replacement"), 409)
+    assert store.get("p/once.jpg") == JPEG and store.stat("p/once.jpg").sha256 == sha(JPEG)
+
+
+def test_a_presigned_put_bound_to_a_hash(served: tuple[DirectoryStore, str]) -> None:
+    store, _ = served
+    url = store.presigned_upload("p/bound.jpg", 60, sha(JPEG))
+    assert f"sha256={sha(JPEG)}" in url
+    u = urllib.parse.urlsplit(url)
+    unbound = urllib.parse.urlunsplit(
+        u._replace(
+            query=urllib.parse.urlencode(
+                [(k, v) for k, v in urllib.parse.parse_qsl(u.query) if k != "sha256"]
+            )
+        )
+    )
+    with httpx.Client(timeout=10) as http:
+        assert_problem(http.put(url, content=b"other"), 422)
+        # the hash is part of what is signed: it can be neither dropped nor swapped
+        assert_problem(http.put(unbound, content=b"other"), 403)
+        assert_problem(http.put(with_query(url, sha256=sha(b"other")), content=b"other"), 403)
+        assert not store.exists("p/bound.jpg")
+        assert http.put(url, content=JPEG).status_code == 200
+    assert store.get("p/bound.jpg") == JPEG
+
+
 # -- the directory store's own hardening -----------------------------------------------------
 
 
@@ -428,6 +501,30 @@ def test_directory_writes_are_atomic_under_concurrency(dstore: DirectoryStore) -
         for t in threads:
             t.join()
     assert errors == []
+    assert list((dstore.root / ".tmp").iterdir()) == []
+
+
+def test_directory_put_once_has_one_winner(dstore: DirectoryStore) -> None:
+    versions = [bytes([i]) * 5000 for i in range(6)]
+    won: list[bytes] = []
+    lost: list[bytes] = []
+    start = threading.Barrier(len(versions))
+
+    def writer(data: bytes) -> None:
+        start.wait()
+        try:
+            dstore.put_once("race.bin", data)
+            won.append(data)
+        except Conflict:
+            lost.append(data)
+
+    threads = [threading.Thread(target=writer, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == len(versions) - 1
+    assert dstore.get("race.bin") == won[0] and dstore.stat("race.bin").sha256 == sha(won[0])
     assert list((dstore.root / ".tmp").iterdir()) == []
 
 

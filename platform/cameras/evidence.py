@@ -202,8 +202,9 @@ def ingest_snapshots(
             errors.append("key is not one presigned for this device")
         else:
             try:
-                # the content's own hash, never the uploader's word for it (S3 metadata)
-                digest: str | None = store.verified_sha256(it.key)
+                # the content's own hash, never the uploader's word for it; on S3 this also moves
+                # the upload from its staging key to its final one, which no URL can write
+                digest: str | None = store.accept_upload(it.key, it.sha256)
             except NotFound:
                 digest = None
             # any other failure (the store is down) propagates as 503: the agent keeps the record

@@ -37,6 +37,7 @@ _EXT_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_EXPIRY_S = 7 * 86400  # S3's own limit for presigned URLs, kept for both backends
 DEFAULT_TYPE = "application/octet-stream"
+UPLOAD_PREFIX = "incoming/"  # S3 staging keys of presigned uploads (see MinioStore.accept_upload)
 
 
 class ObjectStoreUnavailable(ServiceUnavailable):
@@ -107,8 +108,9 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
     def presigned_get(self, key: str, expires_s: int) -> str: ...
-    def presigned_put(self, key: str, expires_s: int, sha256: str | None = None) -> str: ...
-    def verified_sha256(self, key: str) -> str: ...
+    def presigned_put(self, key: str, expires_s: int) -> str: ...
+    def presigned_upload(self, key: str, expires_s: int, sha256: str) -> str: ...
+    def accept_upload(self, key: str, sha256: str) -> str: ...
 
 
 def sha256_hex(data: bytes) -> str:
@@ -211,8 +213,13 @@ class DirectoryStore:
             key, len(data), digest, content_type, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
         )
 
-    def verified_sha256(self, key: str) -> str:
-        """The content's SHA-256: from metadata this store wrote for this very file, else computed."""
+    def presigned_upload(self, key: str, expires_s: int, sha256: str) -> str:
+        """A one-time PUT URL for `key` that takes only content whose SHA-256 is `sha256`."""
+        return self.presigned_put(key, expires_s, sha256)
+
+    def accept_upload(self, key: str, sha256: str) -> str:
+        """The SHA-256 of what was uploaded at `key` (NotFound if nothing): the PUT already stored it
+        for good, so this only reads the hash this store wrote for this very file (else computes it)."""
         digest = self.stat(key).sha256
         assert digest is not None  # the directory store always knows or computes it
         return digest
@@ -536,16 +543,37 @@ class MinioStore:
         with self._mapped(key):
             return self.client.presigned_get_object(self.bucket, check_key(key), expiry)
 
-    def presigned_put(self, key: str, expires_s: int, sha256: str | None = None) -> str:
-        """S3 presigned URLs sign the host only: `sha256` cannot be bound here, and the URL may be
-        used again until it expires. What is recorded is checked by `verified_sha256`."""
+    def presigned_put(self, key: str, expires_s: int) -> str:
         expiry = dt.timedelta(seconds=_check_expiry(expires_s))
         with self._mapped(key):
             return self.client.presigned_put_object(self.bucket, check_key(key), expiry)
 
-    def verified_sha256(self, key: str) -> str:
-        """The SHA-256 of the content itself: the metadata header is the uploader's word, not proof."""
-        return sha256_hex(self.get(key))
+    # An S3 presigned PUT signs the host only: it cannot be bound to a hash, cannot be made
+    # one-time, and works until it expires. So an upload goes to a staging key, and only the API
+    # writes the final key, once it has checked the content's hash (`accept_upload`): a URL used
+    # again later writes to a staging object nobody reads any more.
+    @staticmethod
+    def staging_key(key: str) -> str:
+        return check_key(f"{UPLOAD_PREFIX}{key}")
+
+    def presigned_upload(self, key: str, expires_s: int, sha256: str) -> str:
+        return self.presigned_put(self.staging_key(check_key(key)), expires_s)
+
+    def accept_upload(self, key: str, sha256: str) -> str:
+        """The SHA-256 of the content at `key`, computed (the metadata header is the uploader's word);
+        an upload still at its staging key becomes `key` first, if and only if its hash is `sha256`.
+        NotFound when nothing was uploaded."""
+        try:
+            return sha256_hex(self.get(key))
+        except NotFound:
+            pass
+        staged = self.staging_key(key)
+        data, info = self.read(staged)
+        digest = sha256_hex(data)
+        if digest == sha256:
+            self.put(key, data, info.content_type)
+            self.delete(staged)
+        return digest
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -83,7 +83,7 @@ def presign_snapshot(
     expires = ctx.settings.presign_expiry_s
     return PresignReply(
         key=key,
-        url=ctx.store.presigned_put(key, expires, sha256=body.sha256),
+        url=ctx.store.presigned_upload(key, expires, body.sha256),
         expires_at=utcnow() + dt.timedelta(seconds=expires),
     )
 
