@@ -8,17 +8,26 @@ report health about devices it did not watch.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from tests.conftest import auth
 from tianwang.agents import service
 from tianwang.agents.assign import AgentInfo, DeviceRef, intersect_zones, owner
 from tianwang.auth.tokens import create_token
+from tianwang.cli import app
+from tianwang.config import get_settings
 from tianwang.context import AppContext
 from tianwang.errors import Forbidden, ValidationFailed
+from tianwang.storage import migrate
 from tianwang.storage.models import ApiToken, utcnow
 
 SZ = "44030500001320000001"  # 深圳 (440305)
@@ -291,3 +300,99 @@ def test_first_heartbeats_race_for_the_binding(ctx: AppContext) -> None:
         service.bind_agent_id(s2, token_id, "second")
     with ctx.db.session() as s:
         assert s.get(ApiToken, token_id).agent_ids == ["first"]
+
+
+# -- tokens made before zones: the migration ----------------------------------------------------
+
+
+def test_migration_binds_old_agent_tokens_to_the_agents_they_had(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    migrate.upgrade(url, "0004")
+    eng = create_engine(url)
+    now = utcnow()
+    with eng.begin() as c:
+        for i, (name, role) in enumerate((("edge", "agent"), ("fresh", "agent"), ("ops", "staff"))):
+            c.execute(
+                text(
+                    "INSERT INTO api_tokens (name, role, token_hash, prefix, created_at)"
+                    " VALUES (:n, :r, :h, 'tw_', :t)"
+                ),
+                {"n": name, "r": role, "h": f"{i:064d}", "t": now},
+            )
+        for agent_id in ("edge-b", "edge-a"):
+            c.execute(
+                text(
+                    "INSERT INTO agents (agent_id, version, capacity, zones, token_name, first_seen,"
+                    " last_heartbeat) VALUES (:a, '1', 10, '[\"*\"]', 'edge', :t, :t)"
+                ),
+                {"a": agent_id, "t": now},
+            )
+    migrate.upgrade(url)
+    with Session(eng) as s:
+        rows = {t.name: t for t in s.scalars(select(ApiToken))}
+        # the agents it already had keep working; nobody else may take its name
+        assert rows["edge"].agent_ids == ["edge-a", "edge-b"] and rows["edge"].zones is None
+        # none yet: the first to heartbeat binds it
+        assert rows["fresh"].agent_ids is None and rows["fresh"].zones is None
+        assert rows["ops"].agent_ids is None
+        from tianwang.auth.tokens import unbounded_agent_tokens
+
+        assert unbounded_agent_tokens(s) == ["edge", "fresh"]
+    migrate.downgrade(url, "0004")
+    assert "zones" not in {c["name"] for c in inspect(eng).get_columns("api_tokens")}
+    eng.dispose()
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("TIANWANG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TIANWANG_DATABASE_URL", db_url)
+    monkeypatch.setenv("TIANWANG_SECRET_KEY", Fernet.generate_key().decode())
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_cli_agent_tokens_need_zones(cli_env: Path) -> None:
+    run = CliRunner().invoke
+    r = run(app, ["token", "create", "--role", "agent", "--name", "edge-x"])
+    assert r.exit_code == 1 and "--zones" in r.output
+    r = run(app, ["token", "create", "--role", "agent", "--name", "edge-x", "--zones", "44a"])
+    assert r.exit_code == 1 and "invalid zone" in r.output
+    r = run(app, ["token", "create", "--role", "staff", "--name", "ops-x", "--zones", "4403"])
+    assert r.exit_code == 1 and "agent tokens only" in r.output
+    r = run(app, ["token", "create", "--role", "agent", "--name", "edge-x", "--zones", "4403,4404"])
+    assert r.exit_code == 0 and r.output.strip().startswith("tw_")
+    r = run(
+        app,
+        ["token", "create", "--role", "agent", "--name", "edge-y", "--zones", "*", "--agent-ids", "y1,y2"],
+    )
+    assert r.exit_code == 0, r.output
+    listed = run(app, ["token", "list"]).output
+    line_x = next(ln for ln in listed.splitlines() if "edge-x" in ln)
+    line_y = next(ln for ln in listed.splitlines() if "edge-y" in ln)
+    assert "zones 4403,4404" in line_x and "(first to heartbeat)" in line_x
+    assert "zones *" in line_y and "agents y1,y2" in line_y
+    assert "warning" not in listed
+
+
+def test_cli_bounds_a_token_made_before_zones(cli_env: Path) -> None:
+    run = CliRunner().invoke
+    assert run(app, ["token", "create", "--role", "agent", "--name", "old", "--zones", "*"]).exit_code == 0
+    ctx = AppContext.build(get_settings())
+    try:
+        with ctx.db.session() as s:
+            row = s.scalars(select(ApiToken).where(ApiToken.name == "old")).one()
+            row.zones, token_id = None, row.id  # as a token from before 0005
+    finally:
+        ctx.close()
+    r = run(app, ["token", "list"])
+    assert "ALL (made before zones" in r.output and "warning: 1 agent token(s) reach every zone" in r.output
+    r = run(app, ["token", "limit", str(token_id), "--zones", "4403", "--agent-ids", "old-1"])
+    assert r.exit_code == 0 and "zones 4403, agents old-1" in r.output, r.output
+    assert "warning" not in run(app, ["token", "list"]).output
+    assert run(app, ["token", "limit", "99999", "--zones", "4403"]).exit_code == 1
+    assert run(app, ["token", "limit", str(token_id)]).exit_code == 1
