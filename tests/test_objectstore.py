@@ -431,6 +431,73 @@ def test_a_presigned_put_bound_to_a_hash(served: tuple[DirectoryStore, str]) -> 
     assert store.get("p/bound.jpg") == JPEG
 
 
+def test_signatures_stay_out_of_the_access_log(tmp_path: Path, sqlite_database: str) -> None:
+    """uvicorn's access log prints the query string: a presigned URL's signature must not be in it."""
+    import logging
+
+    import uvicorn
+
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=sqlite_database,
+        object_store=f"dir:{tmp_path / 'objects'}",
+        secret_key=Fernet.generate_key().decode(),
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    ctx = AppContext.build(settings)
+    # the access log on, as `tianwang serve` runs it
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, ctx), host="127.0.0.1", port=port, log_level="info")
+    )
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    keep = Keep()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        logging.getLogger("uvicorn.access").addHandler(keep)
+        store = ctx.store
+        assert isinstance(store, DirectoryStore)
+        put_url = store.presigned_upload("log/a.jpg", 60, sha(JPEG))
+        get_url = store.presigned_get("log/a.jpg", 60)
+        with httpx.Client(timeout=10) as http:
+            assert http.put(put_url, content=JPEG).status_code == 200
+            assert http.get(get_url).status_code == 200
+    finally:
+        logging.getLogger("uvicorn.access").removeHandler(keep)
+        server.should_exit = True
+        thread.join(10)
+        ctx.close()
+    signatures = [
+        dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(u).query))["signature"] for u in (put_url, get_url)
+    ]
+    assert len(lines) == 2, lines
+    assert all("/objects/" in ln and "signature=REDACTED" in ln for ln in lines), lines
+    assert not any(sig in ln for sig in signatures for ln in lines)
+
+
+def test_s3_signatures_are_redacted_too() -> None:
+    import logging
+
+    from tianwang.api.app import RedactSignatures
+
+    path = "/b/k.jpg?X-Amz-Algorithm=AWS4&X-Amz-Credential=AKIA%2F2024&X-Amz-Signature=abc123&x=1"
+    rec = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', ("c", "PUT", path, "1.1", 200), None
+    )
+    assert RedactSignatures().filter(rec)
+    msg = rec.getMessage()
+    assert "abc123" not in msg and "AKIA" not in msg and "X-Amz-Signature=REDACTED" in msg and "x=1" in msg
+
+
 # -- the directory store's own hardening -----------------------------------------------------
 
 
