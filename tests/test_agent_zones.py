@@ -24,7 +24,7 @@ from tianwang.agents import service
 from tianwang.agents.assign import AgentInfo, DeviceRef, intersect_zones, owner
 from tianwang.auth.tokens import create_token
 from tianwang.cli import app
-from tianwang.config import get_settings
+from tianwang.config import Settings, get_settings
 from tianwang.context import AppContext
 from tianwang.errors import Forbidden, ValidationFailed
 from tianwang.storage import migrate
@@ -396,3 +396,19 @@ def test_cli_bounds_a_token_made_before_zones(cli_env: Path) -> None:
     assert "warning" not in run(app, ["token", "list"]).output
     assert run(app, ["token", "limit", "99999", "--zones", "4403"]).exit_code == 1
     assert run(app, ["token", "limit", str(token_id)]).exit_code == 1
+
+
+def test_the_api_warns_at_start_about_tokens_without_zones(
+    settings: Settings, ctx: AppContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tianwang.api.app import create_app
+
+    agent_token(ctx, "bounded", ["4403"])
+    with caplog.at_level("WARNING", logger="tianwang.api"), TestClient(create_app(settings, ctx)):
+        pass
+    assert "reach every zone" not in caplog.text
+    agent_token(ctx, "old-edge", None)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tianwang.api"), TestClient(create_app(settings, ctx)):
+        pass
+    assert "1 agent token(s) made before zones existed reach every zone (old-edge)" in caplog.text
