@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tianwang.agents.assign import in_zones
 from tianwang.errors import NotFound, Unauthorized, ValidationFailed
 from tianwang.storage.models import ApiToken, Role, utcnow
 
@@ -35,9 +36,7 @@ class Principal:
 
     def reaches(self, area_code: str, device_id: str) -> bool:
         """Whether this token's agents may be given, and report on, a device in `area_code`."""
-        if self.zones is None or "*" in self.zones:
-            return True
-        return any(area_code.startswith(z) or device_id.startswith(z) for z in self.zones)
+        return self.zones is None or in_zones(self.zones, area_code, device_id)
 
 
 def _hash(token: str) -> str:
