@@ -640,6 +640,67 @@ def test_s3_forged_sha256_header_of_wrong_form_is_dropped(s3_server: str) -> Non
     assert s.read("f.bin")[1].sha256 is None
 
 
+def test_s3_snapshot_is_recorded_from_its_staging_upload_and_cannot_be_replaced(
+    settings: Settings, tokens: dict[str, str], s3_server: str
+) -> None:
+    """Through the API on S3: presign, PUT, record; then the URL is used again with other bytes."""
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import auth
+
+    s3 = settings.model_copy(
+        update={"object_store": s3_spec(s3_server), "bucket": f"tw-{uuid.uuid4().hex[:12]}"}
+    )
+    ctx = AppContext.build(s3)
+    try:
+        with TestClient(create_app(s3, ctx)) as client:
+            cam = {
+                "device_id": DEVICE, "name": "c", "kind": "dome", "lon": 114.05, "lat": 22.54,
+                "heading_deg": 0, "hfov_deg": 90, "range_m": 50, "point_class": 1,
+            }  # fmt: skip
+            assert (
+                client.post("/api/v1/cameras", json=cam, headers=auth(tokens["installer"])).status_code == 201
+            )
+            h = auth(tokens["agent"])
+            ts = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC).isoformat()
+            ask = {"device_id": DEVICE, "ts": ts, "sha256": sha(JPEG), "size": len(JPEG)}
+            pre = client.post("/api/v1/ingest/snapshots/presign", json=ask, headers=h).json()
+            item = {
+                "key": pre["key"],
+                "device_id": DEVICE,
+                "ts": ts,
+                "sha256": sha(JPEG),
+                "width": 4,
+                "height": 4,
+            }
+            with httpx.Client(timeout=10) as http:
+                assert http.put(pre["url"], content=JPEG).status_code == 200
+                assert not ctx.store.exists(pre["key"])  # staged, not yet the snapshot
+                r = client.post("/api/v1/ingest/snapshots", json={"items": [item]}, headers=h)
+                assert r.json()["accepted"] == 1, r.text
+                assert ctx.store.get(pre["key"]) == JPEG
+                # the URL still works for its 900 s: it rewrites only the staging object
+                assert http.put(pre["url"], content=b"forged").status_code == 200
+                r = client.post("/api/v1/ingest/snapshots", json={"items": [item]}, headers=h)
+                assert r.json()["duplicates"] == 1
+                assert ctx.store.get(pre["key"]) == JPEG
+                # another snapshot whose upload is not what the record says: refused, nothing made final
+                ts2 = dt.datetime(2024, 5, 6, 7, 8, 10, tzinfo=dt.UTC).isoformat()
+                pre2 = client.post(
+                    "/api/v1/ingest/snapshots/presign", json={**ask, "ts": ts2}, headers=h
+                ).json()
+                http.put(pre2["url"], content=b"forged", headers={"x-amz-meta-sha256": sha(JPEG)})
+                r = client.post(
+                    "/api/v1/ingest/snapshots",
+                    json={"items": [{**item, "key": pre2["key"], "ts": ts2}]},
+                    headers=h,
+                )
+                assert r.json()["accepted"] == 0 and "sha256" in r.json()["rejected"][0]["errors"][0]
+                assert not ctx.store.exists(pre2["key"])
+    finally:
+        ctx.close()
+
+
 def test_s3_missing_bucket_is_not_found(s3_server: str) -> None:
     s = open_store(s3_spec(s3_server), f"tw-missing-{uuid.uuid4().hex[:8]}", "", b"")
     for call in (lambda: s.get("k"), lambda: s.stat("k"), lambda: list(s.list()), lambda: s.put("k", b"1")):
