@@ -412,3 +412,21 @@ def test_the_api_warns_at_start_about_tokens_without_zones(
     with caplog.at_level("WARNING", logger="tianwang.api"), TestClient(create_app(settings, ctx)):
         pass
     assert "1 agent token(s) made before zones existed reach every zone (old-edge)" in caplog.text
+
+
+def test_the_demo_agent_token_is_bound_and_an_old_one_gets_bounds(ctx: AppContext, tmp_path: Path) -> None:
+    from tianwang.auth.tokens import authenticate
+    from tianwang.demo import DEMO_AGENT_ID, demo_tokens
+
+    path = tmp_path / "demo-tokens.json"
+    tok = demo_tokens(ctx, path)["agent"]
+    with ctx.db.session() as s:
+        who = authenticate(s, tok)
+        assert who.zones == ("*",)
+        row = s.get(ApiToken, who.token_id)
+        assert row is not None and row.agent_ids == [DEMO_AGENT_ID]
+        row.zones, row.agent_ids = None, None  # a data directory from before zones
+    assert demo_tokens(ctx, path)["agent"] == tok  # the same token, now bounded
+    with ctx.db.session() as s:
+        row = s.get(ApiToken, authenticate(s, tok).token_id)
+        assert row is not None and (row.zones, row.agent_ids) == (["*"], [DEMO_AGENT_ID])
