@@ -85,14 +85,32 @@ def _redact(url: str) -> str:
 def token_create(
     role: Annotated[str, typer.Option(help="admin, staff, investigator, installer or agent")],
     name: Annotated[str, typer.Option(help="who or what holds it")],
+    zones: Annotated[
+        str,
+        typer.Option(help="agent tokens (required): area-code prefixes, e.g. 4403,4404; '*' for all"),
+    ] = "",
+    agent_ids: Annotated[
+        str,
+        typer.Option(help="agent tokens: the agent ids allowed to use it (default: the first to heartbeat)"),
+    ] = "",
 ) -> None:
     """Print a new API token (shown once; only its hash is stored)."""
     from tianwang.auth.tokens import create_token
 
+    if role == "agent" and not zones.strip():
+        raise fail("an agent token needs --zones: area-code prefixes like 4403,4404, or '*' for all zones")
+    if role != "agent" and (zones or agent_ids):
+        raise fail("--zones and --agent-ids are for agent tokens only")
     ctx = _context()
     try:
         with ctx.db.session() as s:
-            token = create_token(s, role, name)
+            token = create_token(
+                s,
+                role,
+                name,
+                zones=zones.split(",") if role == "agent" else None,
+                agent_ids=agent_ids.split(",") if agent_ids else None,
+            )
     except TianwangError as e:
         raise fail(e.detail) from None
     finally:
@@ -102,9 +120,10 @@ def token_create(
 
 @token_app.command("list")
 def token_list() -> None:
-    """List tokens: id, role, name, created, last used, revoked (never the token)."""
+    """List tokens: id, role, name, created, last used, revoked (never the token); agent tokens' zones."""
     from sqlalchemy import select
 
+    from tianwang.auth.tokens import unbounded_agent_tokens
     from tianwang.storage.models import ApiToken
 
     ctx = _context()
@@ -113,9 +132,46 @@ def token_list() -> None:
             for t in s.scalars(select(ApiToken).order_by(ApiToken.id)):
                 used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-"
                 state = f"revoked {t.revoked_at.isoformat(timespec='seconds')}" if t.revoked_at else "active"
-                typer.echo(f"{t.id:>5}  {t.role:<12} {t.name:<24} {t.prefix}…  used {used}  {state}")
+                bounds = ""
+                if t.role == "agent":
+                    z = ",".join(t.zones) if t.zones is not None else "ALL (made before zones: bound it)"
+                    ids = ",".join(t.agent_ids) if t.agent_ids is not None else "(first to heartbeat)"
+                    bounds = f"  zones {z}  agents {ids}"
+                typer.echo(f"{t.id:>5}  {t.role:<12} {t.name:<24} {t.prefix}…  used {used}  {state}{bounds}")
+            unbounded = unbounded_agent_tokens(s)
     finally:
         ctx.close()
+    if unbounded:
+        typer.echo(
+            f"warning: {len(unbounded)} agent token(s) reach every zone (made before zones existed);"
+            " bound them with `tianwang token limit ID --zones ...`",
+            err=True,
+        )
+
+
+@token_app.command("limit")
+def token_limit(
+    token_id: Annotated[int, typer.Argument(help="the id shown by `tianwang token list`")],
+    zones: Annotated[str, typer.Option(help="area-code prefixes, e.g. 4403,4404; '*' for all")] = "",
+    agent_ids: Annotated[str, typer.Option(help="the agent ids allowed to use it")] = "",
+) -> None:
+    """Set an agent token's zones and/or agent ids (bounds a token made before zones existed)."""
+    from tianwang.auth.tokens import limit_token
+
+    if not zones and not agent_ids:
+        raise fail("give --zones and/or --agent-ids")
+    ctx = _context()
+    try:
+        with ctx.db.session() as s:
+            row = limit_token(
+                s, token_id, zones.split(",") if zones else None, agent_ids.split(",") if agent_ids else None
+            )
+            shown = f"zones {','.join(row.zones or ['ALL'])}, agents {','.join(row.agent_ids or ['(first)'])}"
+    except TianwangError as e:
+        raise fail(e.detail) from None
+    finally:
+        ctx.close()
+    typer.echo(f"token {token_id}: {shown}")
 
 
 @token_app.command("revoke")

@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 DEMO_ROLES = ("admin", "staff", "installer", "investigator", "agent")
 STATE_FILE = "demo-state.json"
 TOKENS_FILE = "demo-tokens.json"
+DEMO_AGENT_ID = "demo-agent"
+# the agent token is bound like a real one: its one agent id, and every zone (the demo's city is
+# all there is)
+AGENT_BOUNDS = {"zones": ["*"], "agent_ids": [DEMO_AGENT_ID]}
 MOVEMENT_DIR = "movement"
 LOCAL = dt.timezone(dt.timedelta(hours=8))  # the simulated city keeps China Standard Time
 SIM_DAYS = 366  # the longest run the movement simulator takes; the feed idles after it
@@ -69,7 +73,7 @@ log = logging.getLogger("tianwang.demo")
 
 def demo_tokens(ctx: object, path: Path) -> dict[str, str]:
     """The demo's tokens, made on the first start and kept (0600) so a restart prints the same ones."""
-    from tianwang.auth.tokens import authenticate, create_token
+    from tianwang.auth.tokens import authenticate, create_token, limit_token
     from tianwang.context import AppContext
     from tianwang.errors import Unauthorized
 
@@ -85,11 +89,15 @@ def demo_tokens(ctx: object, path: Path) -> dict[str, str]:
             tok = tokens.get(role)
             if tok:
                 try:
-                    authenticate(s, tok)
-                    continue
+                    who = authenticate(s, tok)
                 except Unauthorized:  # the database was reset: mint a new one
                     pass
-            tokens[role] = create_token(s, role, f"demo-{role}")
+                else:
+                    if role == "agent" and who.zones is None:  # made before zones: bound it now
+                        limit_token(s, who.token_id, AGENT_BOUNDS["zones"], AGENT_BOUNDS["agent_ids"])
+                    continue
+            bounds = AGENT_BOUNDS if role == "agent" else {}
+            tokens[role] = create_token(s, role, f"demo-{role}", **bounds)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(tokens, f, indent=2)
@@ -498,7 +506,7 @@ def _run_locked(
         metrics_port = _free_port()
         agent_log = data / "demo-agent.log"
         agent = _spawn(
-            ["-m", "tianwang.cli", "agent", "--central", settings.public_url, "--agent-id", "demo-agent",
+            ["-m", "tianwang.cli", "agent", "--central", settings.public_url, "--agent-id", DEMO_AGENT_ID,
              "--outbox", str(data / "demo-agent-outbox.db"), "--metrics-port", str(metrics_port)],
             # the token in the environment, not on a command line that ps shows to everyone
             agent_log, {**env, "TIANWANG_AGENT_TOKEN": tokens["agent"]},

@@ -281,13 +281,13 @@ def test_stored_snapshots_cannot_be_replaced_or_served_as_pages(
     other = dict(ask, sha256="b" * 64)
     assert client.post("/api/v1/ingest/snapshots/presign", json=other, headers=h).status_code == 409
     # an uploaded page is kept as opaque bytes, never served as HTML
-    later = dict(ask, ts=(now + dt.timedelta(seconds=1)).isoformat())
+    page = b"<script>alert(1)</script>"
+    later = dict(ask, ts=(now + dt.timedelta(seconds=1)).isoformat(), sha256=hashlib.sha256(page).hexdigest())
     url = client.post("/api/v1/ingest/snapshots/presign", json=later, headers=h).json()["url"]
-    client.put(
-        url.replace("http://testserver", ""),
-        content=b"<script>alert(1)</script>",
-        headers={"Content-Type": "text/html"},
+    put = client.put(
+        url.replace("http://testserver", ""), content=page, headers={"Content-Type": "text/html"}
     )
+    assert put.status_code == 200
     snaps_key = url.split("/objects/tianwang/")[1].split("?")[0]
     from urllib.parse import unquote
 

@@ -253,6 +253,42 @@ def test_presigned_put_then_get_over_http(backend: Backend) -> None:
         assert g.headers["content-type"].startswith("image/jpeg")
 
 
+def test_a_recorded_upload_cannot_be_overwritten_through_its_url(backend: Backend) -> None:
+    """The attack: keep the presigned URL of a snapshot and PUT other bytes after it was recorded."""
+    s = backend.store
+    key = snapshot_key(DEVICE, dt.datetime(2024, 5, 6, 7, 8, 9, 321000, tzinfo=dt.UTC))
+    url = s.presigned_upload(key, 300, sha(JPEG))
+    forged = b"\xff\xd8 not the picture \xff\xd9"
+    with httpx.Client(timeout=10) as http:
+        assert http.put(url, content=JPEG, headers={"Content-Type": "image/jpeg"}).status_code == 200
+        assert s.accept_upload(key, sha(JPEG)) == sha(JPEG)  # the record step
+        # the forger even claims the right hash as S3 metadata
+        r = http.put(url, content=forged, headers={"x-amz-meta-sha256": sha(JPEG)})
+        if backend.kind == "dir":
+            assert_problem(r, 422)  # the URL takes only the presigned content, and only once
+        # whatever the store answered, the recorded object is untouched
+        assert s.get(key) == JPEG and s.accept_upload(key, sha(JPEG)) == sha(JPEG)
+        assert http.get(s.presigned_get(key, 60)).content == JPEG
+
+
+def test_an_upload_of_other_content_is_never_accepted(backend: Backend) -> None:
+    s = backend.store
+    key = snapshot_key(DEVICE, dt.datetime(2024, 5, 6, 7, 8, 10, tzinfo=dt.UTC))
+    url = s.presigned_upload(key, 300, sha(JPEG))
+    with httpx.Client(timeout=10) as http:
+        r = http.put(url, content=b"other", headers={"x-amz-meta-sha256": sha(JPEG)})
+    if backend.kind == "dir":
+        assert_problem(r, 422)
+        with pytest.raises(NotFound):
+            s.accept_upload(key, sha(JPEG))
+    else:
+        # S3 took the bytes at the staging key; the record step hashes them itself, refuses to
+        # make them the snapshot, and says what it found
+        assert r.status_code == 200
+        assert s.accept_upload(key, sha(JPEG)) == sha(b"other")
+    assert not s.exists(key)
+
+
 def test_presigned_get_of_missing_object_is_404(backend: Backend) -> None:
     url = backend.store.presigned_get("never/put.jpg", 60)
     with httpx.Client(timeout=10) as http:
@@ -358,6 +394,110 @@ def test_traversal_through_the_route_is_refused(served: tuple[DirectoryStore, st
     assert b"do not serve" not in r.content
 
 
+def test_a_presigned_put_is_one_time(served: tuple[DirectoryStore, str]) -> None:
+    store, _ = served
+    url = store.presigned_put("p/once.jpg", 60)  # as the installer's probe gets one: no hash bound
+    with httpx.Client(timeout=10) as http:
+        assert http.put(url, content=JPEG).status_code == 200
+        # the same bytes again (an agent that lost the answer): done, nothing changes
+        again = http.put(url, content=JPEG)
+        assert again.status_code == 200 and again.headers["etag"] == f'"{sha(JPEG)}"'
+        body = assert_problem(http.put(url, content=b"replacement"), 409)
+        assert body["type"] == "urn:tianwang:problem:conflict"
+        # nor through a fresh URL for the same key
+        assert_problem(http.put(store.presigned_put("p/once.jpg", 60), content=b"replacement"), 409)
+    assert store.get("p/once.jpg") == JPEG and store.stat("p/once.jpg").sha256 == sha(JPEG)
+
+
+def test_a_presigned_put_bound_to_a_hash(served: tuple[DirectoryStore, str]) -> None:
+    store, _ = served
+    url = store.presigned_upload("p/bound.jpg", 60, sha(JPEG))
+    assert f"sha256={sha(JPEG)}" in url
+    u = urllib.parse.urlsplit(url)
+    unbound = urllib.parse.urlunsplit(
+        u._replace(
+            query=urllib.parse.urlencode(
+                [(k, v) for k, v in urllib.parse.parse_qsl(u.query) if k != "sha256"]
+            )
+        )
+    )
+    with httpx.Client(timeout=10) as http:
+        assert_problem(http.put(url, content=b"other"), 422)
+        # the hash is part of what is signed: it can be neither dropped nor swapped
+        assert_problem(http.put(unbound, content=b"other"), 403)
+        assert_problem(http.put(with_query(url, sha256=sha(b"other")), content=b"other"), 403)
+        assert not store.exists("p/bound.jpg")
+        assert http.put(url, content=JPEG).status_code == 200
+    assert store.get("p/bound.jpg") == JPEG
+
+
+def test_signatures_stay_out_of_the_access_log(tmp_path: Path, sqlite_database: str) -> None:
+    """uvicorn's access log prints the query string: a presigned URL's signature must not be in it."""
+    import logging
+
+    import uvicorn
+
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=sqlite_database,
+        object_store=f"dir:{tmp_path / 'objects'}",
+        secret_key=Fernet.generate_key().decode(),
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    ctx = AppContext.build(settings)
+    # the access log on, as `tianwang serve` runs it
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, ctx), host="127.0.0.1", port=port, log_level="info")
+    )
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    keep = Keep()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        logging.getLogger("uvicorn.access").addHandler(keep)
+        store = ctx.store
+        assert isinstance(store, DirectoryStore)
+        put_url = store.presigned_upload("log/a.jpg", 60, sha(JPEG))
+        get_url = store.presigned_get("log/a.jpg", 60)
+        with httpx.Client(timeout=10) as http:
+            assert http.put(put_url, content=JPEG).status_code == 200
+            assert http.get(get_url).status_code == 200
+    finally:
+        logging.getLogger("uvicorn.access").removeHandler(keep)
+        server.should_exit = True
+        thread.join(10)
+        ctx.close()
+    signatures = [
+        dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(u).query))["signature"] for u in (put_url, get_url)
+    ]
+    assert len(lines) == 2, lines
+    assert all("/objects/" in ln and "signature=REDACTED" in ln for ln in lines), lines
+    assert not any(sig in ln for sig in signatures for ln in lines)
+
+
+def test_s3_signatures_are_redacted_too() -> None:
+    import logging
+
+    from tianwang.api.app import RedactSignatures
+
+    path = "/b/k.jpg?X-Amz-Algorithm=AWS4&X-Amz-Credential=AKIA%2F2024&X-Amz-Signature=abc123&x=1"
+    rec = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', ("c", "PUT", path, "1.1", 200), None
+    )
+    assert RedactSignatures().filter(rec)
+    msg = rec.getMessage()
+    assert "abc123" not in msg and "AKIA" not in msg and "X-Amz-Signature=REDACTED" in msg and "x=1" in msg
+
+
 # -- the directory store's own hardening -----------------------------------------------------
 
 
@@ -431,6 +571,30 @@ def test_directory_writes_are_atomic_under_concurrency(dstore: DirectoryStore) -
     assert list((dstore.root / ".tmp").iterdir()) == []
 
 
+def test_directory_put_once_has_one_winner(dstore: DirectoryStore) -> None:
+    versions = [bytes([i]) * 5000 for i in range(6)]
+    won: list[bytes] = []
+    lost: list[bytes] = []
+    start = threading.Barrier(len(versions))
+
+    def writer(data: bytes) -> None:
+        start.wait()
+        try:
+            dstore.put_once("race.bin", data)
+            won.append(data)
+        except Conflict:
+            lost.append(data)
+
+    threads = [threading.Thread(target=writer, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == len(versions) - 1
+    assert dstore.get("race.bin") == won[0] and dstore.stat("race.bin").sha256 == sha(won[0])
+    assert list((dstore.root / ".tmp").iterdir()) == []
+
+
 def test_directory_delete_prunes_empty_folders(dstore: DirectoryStore) -> None:
     key = snapshot_key(DEVICE, dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
     dstore.put(key, JPEG)
@@ -474,6 +638,67 @@ def test_s3_forged_sha256_header_of_wrong_form_is_dropped(s3_server: str) -> Non
     assert r.status_code == 200
     assert s.stat("f.bin").sha256 is None
     assert s.read("f.bin")[1].sha256 is None
+
+
+def test_s3_snapshot_is_recorded_from_its_staging_upload_and_cannot_be_replaced(
+    settings: Settings, tokens: dict[str, str], s3_server: str
+) -> None:
+    """Through the API on S3: presign, PUT, record; then the URL is used again with other bytes."""
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import auth
+
+    s3 = settings.model_copy(
+        update={"object_store": s3_spec(s3_server), "bucket": f"tw-{uuid.uuid4().hex[:12]}"}
+    )
+    ctx = AppContext.build(s3)
+    try:
+        with TestClient(create_app(s3, ctx)) as client:
+            cam = {
+                "device_id": DEVICE, "name": "c", "kind": "dome", "lon": 114.05, "lat": 22.54,
+                "heading_deg": 0, "hfov_deg": 90, "range_m": 50, "point_class": 1,
+            }  # fmt: skip
+            assert (
+                client.post("/api/v1/cameras", json=cam, headers=auth(tokens["installer"])).status_code == 201
+            )
+            h = auth(tokens["agent"])
+            ts = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC).isoformat()
+            ask = {"device_id": DEVICE, "ts": ts, "sha256": sha(JPEG), "size": len(JPEG)}
+            pre = client.post("/api/v1/ingest/snapshots/presign", json=ask, headers=h).json()
+            item = {
+                "key": pre["key"],
+                "device_id": DEVICE,
+                "ts": ts,
+                "sha256": sha(JPEG),
+                "width": 4,
+                "height": 4,
+            }
+            with httpx.Client(timeout=10) as http:
+                assert http.put(pre["url"], content=JPEG).status_code == 200
+                assert not ctx.store.exists(pre["key"])  # staged, not yet the snapshot
+                r = client.post("/api/v1/ingest/snapshots", json={"items": [item]}, headers=h)
+                assert r.json()["accepted"] == 1, r.text
+                assert ctx.store.get(pre["key"]) == JPEG
+                # the URL still works for its 900 s: it rewrites only the staging object
+                assert http.put(pre["url"], content=b"forged").status_code == 200
+                r = client.post("/api/v1/ingest/snapshots", json={"items": [item]}, headers=h)
+                assert r.json()["duplicates"] == 1
+                assert ctx.store.get(pre["key"]) == JPEG
+                # another snapshot whose upload is not what the record says: refused, nothing made final
+                ts2 = dt.datetime(2024, 5, 6, 7, 8, 10, tzinfo=dt.UTC).isoformat()
+                pre2 = client.post(
+                    "/api/v1/ingest/snapshots/presign", json={**ask, "ts": ts2}, headers=h
+                ).json()
+                http.put(pre2["url"], content=b"forged", headers={"x-amz-meta-sha256": sha(JPEG)})
+                r = client.post(
+                    "/api/v1/ingest/snapshots",
+                    json={"items": [{**item, "key": pre2["key"], "ts": ts2}]},
+                    headers=h,
+                )
+                assert r.json()["accepted"] == 0 and "sha256" in r.json()["rejected"][0]["errors"][0]
+                assert not ctx.store.exists(pre2["key"])
+    finally:
+        ctx.close()
 
 
 def test_s3_missing_bucket_is_not_found(s3_server: str) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tianwang.agents.assign import AgentInfo, DeviceRef, owner
+from tianwang.agents.assign import AgentInfo, DeviceRef, intersect_zones, owner
 from tianwang.auth.secrets_box import SecretBox
+from tianwang.auth.tokens import Principal
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.agents import Assignment, Command, Heartbeat, OnvifCredentials
-from tianwang.storage.models import Agent, AgentCommand, Camera, Checkpoint, utcnow
+from tianwang.storage.models import Agent, AgentCommand, ApiToken, Camera, Checkpoint, utcnow
 
 log = logging.getLogger("tianwang.agents")
 
@@ -25,15 +26,38 @@ AGENT_TTL_S = 90
 CHUNK = 900  # ids per IN list (SQLite allows 999 bound parameters in older builds)
 
 
-def record_heartbeat(session: Session, hb: Heartbeat, token_name: str) -> Agent:
+def bind_agent_id(session: Session, token_id: int, agent_id: str) -> None:
+    """Check that `agent_id` may heartbeat with this token; a token with no agent ids yet is bound
+    to this one (one token, one agent, unless it was made for several)."""
+    # conditional UPDATE: of two first heartbeats with different ids, exactly one binds the token
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.agent_ids.is_(None))
+        .values(agent_ids=[agent_id])
+    )
+    allowed = session.scalar(select(ApiToken.agent_ids).where(ApiToken.id == token_id)) or []
+    if agent_id not in allowed:
+        shown = ", ".join(map(str, allowed[:5])) + (" …" if len(allowed) > 5 else "")
+        raise Forbidden(f"this token is for agent {shown}, not {agent_id}")
+
+
+def record_heartbeat(session: Session, hb: Heartbeat, who: Principal) -> Agent:
+    bind_agent_id(session, who.token_id, hb.agent_id)
     row = session.scalar(select(Agent).where(Agent.agent_id == hb.agent_id))
     if row is None:
-        row = Agent(agent_id=hb.agent_id, token_name=token_name)
+        row = Agent(agent_id=hb.agent_id, token_name=who.name)
         session.add(row)
-    elif row.token_name != token_name:
+    elif row.token_name != who.name:
         # one agent identity per token: a second token claiming the name is refused
         raise Forbidden(f"agent {hb.agent_id} belongs to another token")
-    row.version, row.capacity, row.zones = hb.version, hb.capacity, list(hb.zones)
+    # the zones it is given: what it claims, within what its token allows
+    zones = intersect_zones(hb.zones, who.zones)
+    if not zones and row.zones != []:
+        log.warning(
+            "agent %s claims zones %s, none of them in its token's %s", hb.agent_id, hb.zones, who.zones
+        )
+    row.version, row.capacity, row.zones = hb.version, hb.capacity, list(zones)
+    row.allowed_zones = list(who.zones) if who.zones is not None else None
     row.last_heartbeat = utcnow()
     session.flush()
     return row
@@ -44,7 +68,15 @@ def live_agents(
 ) -> list[AgentInfo]:
     since = (now or utcnow()) - dt.timedelta(seconds=ttl_s)
     rows = session.scalars(select(Agent).where(Agent.last_heartbeat >= since).order_by(Agent.agent_id))
-    return [AgentInfo(r.agent_id, r.capacity, tuple(r.zones)) for r in rows]
+    return [
+        AgentInfo(
+            r.agent_id,
+            r.capacity,
+            tuple(r.zones),
+            tuple(r.allowed_zones) if r.allowed_zones is not None else None,
+        )
+        for r in rows
+    ]
 
 
 def _watched() -> Any:
@@ -126,6 +158,23 @@ def assignments_for(session: Session, agent_id: str, box: SecretBox) -> list[Ass
             .order_by(Checkpoint.id)
         ):
             _append(out, cp, box, "checkpoint")
+    return out
+
+
+def area_codes(session: Session, device_ids: set[str]) -> dict[str, str]:
+    """The area code of each registered device (camera or checkpoint) among `device_ids`."""
+    out: dict[str, str] = {}
+    ids = sorted(device_ids)
+    for i in range(0, len(ids), CHUNK):
+        part = ids[i : i + CHUNK]
+        q = select(Camera.device_id, Camera.area_code).where(Camera.device_id.in_(part))
+        out.update((d, a) for d, a in session.execute(q))
+        rest = [d for d in part if d not in out]
+        if rest:
+            q = select(Checkpoint.checkpoint_id, Checkpoint.area_code).where(
+                Checkpoint.checkpoint_id.in_(rest)
+            )
+            out.update((d, a) for d, a in session.execute(q))
     return out
 
 
@@ -226,15 +275,23 @@ def has_pending(session: Session, agent_id: str) -> bool:
     return session.scalar(q.limit(1)) is not None
 
 
+class NotOwned(Forbidden):
+    """An agent reported on a device outside its token's zones."""
+
+
 def complete(
-    session: Session, command_id: str, token_name: str, ok: bool, result: dict[str, Any], error: str | None
+    session: Session, command_id: str, who: Principal, ok: bool, result: dict[str, Any], error: str | None
 ) -> AgentCommand:
     row = session.get(AgentCommand, command_id)
     if row is None:
         raise NotFound(f"command {command_id} does not exist")
     holder = session.scalar(select(Agent.token_name).where(Agent.agent_id == row.agent_id))
-    if holder != token_name:
+    allowed = session.scalar(select(ApiToken.agent_ids).where(ApiToken.id == who.token_id)) or []
+    if holder != who.name or row.agent_id not in allowed:
         raise Forbidden("this command was queued for another agent")
+    area = area_codes(session, {row.device_id}).get(row.device_id)
+    if area is not None and not who.reaches(area, row.device_id):
+        raise NotOwned(f"device {row.device_id} is not in this agent token's zones")
     if row.state in ("done", "failed"):
         return row  # a retried post of the same result: idempotent
     if row.state == "expired":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,46 @@ from tianwang.wakeups import WakeHub
 from tianwang.web import console
 
 log = logging.getLogger("tianwang.api")
+
+# query parameters that authorise by themselves (presigned URLs): never written to a log
+_SECRET_PARAMS = re.compile(
+    r"((?:^|[?&])(?:signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s\"]*",
+    re.IGNORECASE,
+)
+
+
+class RedactSignatures(logging.Filter):
+    """Blanks the signatures of presigned URLs in access-log lines (uvicorn logs the query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_PARAMS.sub(r"\1REDACTED", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_PARAMS.sub(r"\1REDACTED", record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    """Put the filter on uvicorn's access logger (once; uvicorn's logging set-up keeps it)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSignatures) for f in access.filters):
+        access.addFilter(RedactSignatures())
+
+
+def warn_unbounded_agent_tokens(ctx: AppContext) -> None:
+    from tianwang.auth.tokens import unbounded_agent_tokens
+
+    with ctx.db.session() as s:
+        names = unbounded_agent_tokens(s)
+    if names:
+        log.warning(
+            "%d agent token(s) made before zones existed reach every zone (%s): bound them with"
+            " `tianwang token limit ID --zones ...` or replace them",
+            len(names),
+            ", ".join(names[:10]) + (" …" if len(names) > 10 else ""),
+        )
 
 
 async def _sweep_forever(ctx: AppContext) -> None:
@@ -89,6 +130,7 @@ async def _maintain_forever(ctx: AppContext) -> None:
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or get_settings()
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,6 +144,8 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         # today's partitions exist before the first request: a day partition made while that
         # day's rows stream into the default partition would race them
         await _maintain_once(c)
+        redact_access_log()  # again: uvicorn may have set its logging up after create_app
+        warn_unbounded_agent_tokens(c)
         sweeper = asyncio.create_task(_sweep_forever(c))
         maintainer = asyncio.create_task(_maintain_forever(c))
         try:

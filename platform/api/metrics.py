@@ -85,6 +85,15 @@ class ApiMetrics:
             ["kind", "status"],
             registry=r,
         )
+        self.not_owned = Counter(
+            "tianwang_ingest_not_owned",
+            "agent reports refused because the device is outside the sending token's zones, by kind"
+            " (health, snapshots, presign, result)",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("health", "snapshots", "presign", "result"):
+            self.not_owned.labels(kind)  # published at 0, so an alert on its rate has a series
         r.register(_StateCollector(app))
 
     def count_reply(self, kind: str, status: int, body: bytes | None) -> None:
@@ -119,6 +128,13 @@ class ApiMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def count_not_owned(request: Request, kind: str, n: int = 1) -> None:
+    """Count agent reports refused because the device is outside the sender's token zones."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None and n:
+        metrics.not_owned.labels(kind).inc(n)
 
 
 class _StateCollector(Collector):

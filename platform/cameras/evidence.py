@@ -202,14 +202,16 @@ def ingest_snapshots(
             errors.append("key is not one presigned for this device")
         else:
             try:
-                info = store.stat(it.key)
+                # the content's own hash, never the uploader's word for it; on S3 this also moves
+                # the upload from its staging key to its final one, which no URL can write
+                digest: str | None = store.accept_upload(it.key, it.sha256)
             except NotFound:
-                info = None
+                digest = None
             # any other failure (the store is down) propagates as 503: the agent keeps the record
             # and retries, instead of being told it is invalid
-            if info is None:
+            if digest is None:
                 errors.append("object not found in the store: upload it through the presigned URL first")
-            elif info.sha256 is not None and info.sha256 != it.sha256:
+            elif digest != it.sha256:
                 errors.append("sha256 does not match the stored object")
         if errors:
             rejected.append(Rejected(index=i, key=it.key, errors=errors))

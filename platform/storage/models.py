@@ -79,6 +79,11 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # agent tokens only. zones: the area-code prefixes its agents may be given (["*"]: all); NULL on
+    # tokens made before zones existed, read as all zones (with a warning at start-up).
+    zones: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    # the agent ids that may heartbeat with it; NULL until the first heartbeat binds its one id
+    agent_ids: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class Camera(Base):
@@ -278,6 +283,8 @@ class Agent(Base):
     capacity: Mapped[int] = mapped_column(Integer)
     zones: Mapped[list[Any]] = mapped_column()
     token_name: Mapped[str] = mapped_column(String(100))
+    # its token's zones at the last heartbeat (NULL: all), which bound even a pinned device
+    allowed_zones: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_heartbeat: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 

@@ -37,6 +37,7 @@ _EXT_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_EXPIRY_S = 7 * 86400  # S3's own limit for presigned URLs, kept for both backends
 DEFAULT_TYPE = "application/octet-stream"
+UPLOAD_PREFIX = "incoming/"  # S3 staging keys of presigned uploads (see MinioStore.accept_upload)
 
 
 class ObjectStoreUnavailable(ServiceUnavailable):
@@ -108,6 +109,8 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
     def presigned_get(self, key: str, expires_s: int) -> str: ...
     def presigned_put(self, key: str, expires_s: int) -> str: ...
+    def presigned_upload(self, key: str, expires_s: int, sha256: str) -> str: ...
+    def accept_upload(self, key: str, sha256: str) -> str: ...
 
 
 def sha256_hex(data: bytes) -> str:
@@ -164,6 +167,62 @@ class DirectoryStore:
             Path(name).unlink(missing_ok=True)
             raise
         return Path(name), st
+
+    def put_once(self, key: str, data: bytes, content_type: str = DEFAULT_TYPE) -> ObjectInfo:
+        """Store `data` at `key` unless an object is there already: a presigned upload is one-time.
+
+        The same bytes again (an agent retrying a PUT whose answer it lost) are taken as done; other
+        bytes are refused (Conflict), so a stored, recorded picture can never be replaced.
+        """
+        path = self._path(key)
+        digest = sha256_hex(data)
+        content_type = content_type or DEFAULT_TYPE
+        tmp, st = self._write_tmp(data)
+        try:
+            for attempt in range(5):
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(tmp, path)  # atomic, and fails when the key exists: first writer wins
+                    break
+                except FileExistsError:
+                    info = self.stat(key)
+                    if info.sha256 != digest:
+                        raise Conflict(
+                            f"object {key} is already stored: an upload URL is good for one upload"
+                        ) from None
+                    return info
+                except FileNotFoundError:
+                    if attempt == 4:
+                        raise
+                except OSError as e:
+                    if e.errno in _CLASH:
+                        raise Conflict(f"object key {key} clashes with an existing key's folder") from None
+                    raise
+        finally:
+            tmp.unlink(missing_ok=True)
+        meta = {
+            "sha256": digest,
+            "content_type": content_type,
+            "size": st.st_size,
+            "ino": st.st_ino,
+            "mtime_ns": st.st_mtime_ns,
+        }
+        mtmp, _ = self._write_tmp(json.dumps(meta).encode())
+        self._place(mtmp, self._meta(key), key)
+        return ObjectInfo(
+            key, len(data), digest, content_type, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
+        )
+
+    def presigned_upload(self, key: str, expires_s: int, sha256: str) -> str:
+        """A one-time PUT URL for `key` that takes only content whose SHA-256 is `sha256`."""
+        return self.presigned_put(key, expires_s, sha256)
+
+    def accept_upload(self, key: str, sha256: str) -> str:
+        """The SHA-256 of what was uploaded at `key` (NotFound if nothing): the PUT already stored it
+        for good, so this only reads the hash this store wrote for this very file (else computes it)."""
+        digest = self.stat(key).sha256
+        assert digest is not None  # the directory store always knows or computes it
+        return digest
 
     def _place(self, tmp: Path, path: Path, key: str) -> None:
         """Rename `tmp` to `path`, making folders; a concurrent delete may prune them, so retry."""
@@ -302,30 +361,38 @@ class DirectoryStore:
                     continue  # deleted meanwhile, or a file not made by this store
 
     # -- signed URLs -------------------------------------------------------------------------
-    def _signature(self, method: str, key: str, expires: int) -> str:
-        msg = f"{method}\n{self.bucket}\n{key}\n{expires}".encode()
-        mac = hmac.new(self._signing_key, msg, hashlib.sha256).digest()
+    def _signature(self, method: str, key: str, expires: int, sha256: str | None = None) -> str:
+        msg = f"{method}\n{self.bucket}\n{key}\n{expires}"
+        if sha256 is not None:  # a PUT bound to its content: only these bytes may be uploaded
+            msg += f"\n{sha256}"
+        mac = hmac.new(self._signing_key, msg.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
-    def _presign(self, method: str, key: str, expires_s: int) -> str:
+    def _presign(self, method: str, key: str, expires_s: int, sha256: str | None = None) -> str:
         check_key(key)
+        if sha256 is not None and not _SHA256_RE.fullmatch(sha256):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
         expires = int(time.time()) + _check_expiry(expires_s)
-        sig = self._signature(method, key, expires)
-        q = urllib.parse.urlencode({"expires": expires, "signature": sig})
+        params: dict[str, str | int] = {"expires": expires}
+        if sha256 is not None:
+            params["sha256"] = sha256
+        params["signature"] = self._signature(method, key, expires, sha256)
+        q = urllib.parse.urlencode(params)
         return f"{self.public_url}/objects/{self.bucket}/{urllib.parse.quote(key)}?{q}"
 
     def presigned_get(self, key: str, expires_s: int) -> str:
         return self._presign("GET", key, expires_s)
 
-    def presigned_put(self, key: str, expires_s: int) -> str:
-        return self._presign("PUT", key, expires_s)
+    def presigned_put(self, key: str, expires_s: int, sha256: str | None = None) -> str:
+        """A one-time upload URL (see `put_once`); with `sha256`, only content of that hash is taken."""
+        return self._presign("PUT", key, expires_s, sha256)
 
-    def verify(self, method: str, key: str, expires: int, signature: str) -> bool:
+    def verify(self, method: str, key: str, expires: int, signature: str, sha256: str | None = None) -> bool:
         if expires < time.time():
             return False
         # Bytes, not str: compare_digest raises TypeError on non-ASCII str, and the signature
         # comes from the query string.
-        expected = self._signature(method, key, expires).encode()
+        expected = self._signature(method, key, expires, sha256).encode()
         return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
@@ -480,6 +547,33 @@ class MinioStore:
         expiry = dt.timedelta(seconds=_check_expiry(expires_s))
         with self._mapped(key):
             return self.client.presigned_put_object(self.bucket, check_key(key), expiry)
+
+    # An S3 presigned PUT signs the host only: it cannot be bound to a hash, cannot be made
+    # one-time, and works until it expires. So an upload goes to a staging key, and only the API
+    # writes the final key, once it has checked the content's hash (`accept_upload`): a URL used
+    # again later writes to a staging object nobody reads any more.
+    @staticmethod
+    def staging_key(key: str) -> str:
+        return check_key(f"{UPLOAD_PREFIX}{key}")
+
+    def presigned_upload(self, key: str, expires_s: int, sha256: str) -> str:
+        return self.presigned_put(self.staging_key(check_key(key)), expires_s)
+
+    def accept_upload(self, key: str, sha256: str) -> str:
+        """The SHA-256 of the content at `key`, computed (the metadata header is the uploader's word);
+        an upload still at its staging key becomes `key` first, if and only if its hash is `sha256`.
+        NotFound when nothing was uploaded."""
+        try:
+            return sha256_hex(self.get(key))
+        except NotFound:
+            pass
+        staged = self.staging_key(key)
+        data, info = self.read(staged)
+        digest = sha256_hex(data)
+        if digest == sha256:
+            self.put(key, data, info.content_type)
+            self.delete(staged)
+        return digest
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

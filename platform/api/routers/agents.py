@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tianwang.agents import service
 from tianwang.api.deps import DB, Ctx, require
+from tianwang.api.metrics import count_not_owned
 from tianwang.auth.tokens import Principal
 from tianwang.context import AppContext
 from tianwang.protocol.agents import CommandResult, Heartbeat, HeartbeatReply
@@ -26,7 +27,7 @@ def wakeups_of(request: Request) -> WakeHub:
     return n
 
 
-def _beat(ctx: AppContext, hb: Heartbeat, who: str, first: bool) -> HeartbeatReply:
+def _beat(ctx: AppContext, hb: Heartbeat, who: Principal, first: bool) -> HeartbeatReply:
     with ctx.db.session() as s:
         if first:
             service.record_heartbeat(s, hb, who)
@@ -49,14 +50,14 @@ async def heartbeat(hb: Heartbeat, request: Request, ctx: Ctx, principal: AgentO
     With `wait_s` > 0 and nothing pending, the request is held open until a command arrives or
     `wait_s` passes, so a queued probe reaches the agent at once.
     """
-    reply = await run_in_threadpool(_beat, ctx, hb, principal.name, True)
+    reply = await run_in_threadpool(_beat, ctx, hb, principal, True)
     if reply.commands or reply.assignments is not None or hb.wait_s <= 0:
         return reply
     wakeups = wakeups_of(request)
     end = time.monotonic() + hb.wait_s
     while (left := end - time.monotonic()) > 0:
         await wakeups.wait(agent_topic(hb.agent_id), min(1.0, left))
-        reply = await run_in_threadpool(_beat, ctx, hb, principal.name, False)
+        reply = await run_in_threadpool(_beat, ctx, hb, principal, False)
         if reply.commands or reply.assignments is not None:
             break
     return reply
@@ -66,7 +67,11 @@ async def heartbeat(hb: Heartbeat, request: Request, ctx: Ctx, principal: AgentO
 def command_result(
     command_id: str, body: CommandResult, request: Request, db: DB, principal: AgentOnly
 ) -> None:
-    service.complete(db, command_id, principal.name, body.ok, body.result, body.error)
+    try:
+        service.complete(db, command_id, principal, body.ok, body.result, body.error)
+    except service.NotOwned:
+        count_not_owned(request, "result")
+        raise
     db.commit()
     wakeups_of(request).publish(command_topic(command_id))
 

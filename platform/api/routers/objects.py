@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tianwang.api.deps import Ctx
 from tianwang.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
-from tianwang.storage.objectstore import DirectoryStore
+from tianwang.storage.objectstore import DirectoryStore, sha256_hex
 
 router = APIRouter(prefix="/objects", tags=["objects"], include_in_schema=False)
 
@@ -60,9 +60,13 @@ async def put_object(
     ctx: Ctx,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query()],
+    sha256: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
 ) -> Response:
+    """One-time upload: the first PUT stores the object; the same bytes again are answered as done,
+    other bytes are 409 (a recorded picture cannot be replaced). A URL presigned with `sha256` takes
+    only content of that hash."""
     store = _store(ctx, bucket)
-    if not store.verify("PUT", key, expires, signature):
+    if not store.verify("PUT", key, expires, signature, sha256):
         raise Forbidden("signature invalid or expired")
     declared = request.headers.get("content-length")
     if declared is not None and not (declared.isascii() and declared.isdigit()):
@@ -74,7 +78,13 @@ async def put_object(
         body += chunk
         if len(body) > MAX_PUT:
             raise PayloadTooLarge(f"objects are limited to {MAX_PUT} bytes")
+    data = bytes(body)
+    if sha256 is not None and sha256_hex(data) != sha256:
+        raise ValidationFailed(
+            "the content's sha256 is not the one this URL was presigned for",
+            errors=[{"field": "body", "message": "sha256 mismatch"}],
+        )
     ctype = _safe_type(request.headers.get("content-type") or "")
     # file writes and fsync off the event loop
-    info = await run_in_threadpool(store.put, key, bytes(body), ctype)
+    info = await run_in_threadpool(store.put_once, key, data, ctype)
     return Response(status_code=200, headers={"ETag": f'"{info.sha256}"'})
