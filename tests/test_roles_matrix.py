@@ -58,6 +58,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/VIID/MotorVehicles"): {G},
     # investigations: audited, investigators (and admin)
     ("GET", "/api/v1/trajectories/vehicle/{plate_no}"): {A, V},
+    ("GET", "/api/v1/passes"): {A, V},
+    ("GET", "/api/v1/passes/export"): {A, V},
     ("GET", "/api/v1/trajectories/person/{person_id}"): {A, V},
     ("GET", "/api/v1/trajectories/phone/{imsi}"): {A, V},
     ("GET", "/api/v1/audit"): {A},
