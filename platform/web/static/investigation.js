@@ -287,7 +287,7 @@
     else S.map.leaflet.fitBounds(b, { padding: [20, 20], maxZoom: 17 });
   }
   function numberedIcon(n, cls) {
-    return L.divIcon({ className: "inv-marker " + (cls || ""), html: String(n), iconSize: [24, 24], iconAnchor: [12, 12] });
+    return L.divIcon({ className: "inv-marker " + (cls || ""), html: TW.el("span", {}, String(n)), iconSize: [24, 24], iconAnchor: [12, 12] });
   }
   function pointsGeoJSON(points) {
     return {
