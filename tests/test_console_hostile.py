@@ -62,7 +62,7 @@ window.__pwned = [];
 window.__csp = [];
 window.PWN = (n) => window.__pwned.push(n);
 document.addEventListener("securitypolicyviolation", (e) =>
-  window.__csp.push([e.violatedDirective, e.blockedURI, e.sample, e.sourceFile, e.lineNumber, e.columnNumber].join(" ")));
+  window.__csp.push([e.violatedDirective, e.sample, e.sourceFile, e.lineNumber, e.columnNumber].join(" ")));
 """
 HOOK_MAPS = "() => { window.__maps = []; L.Map.addInitHook(function () { window.__maps.push(this); }); }"
 # open every popup and tooltip of every map of the page, collecting what they show
@@ -289,13 +289,17 @@ def test_no_hostile_value_runs_on_any_console_page(live_server, hostile_page) ->
     p.evaluate(
         "([lat, lon]) => window.__maps[0].setView([lat, lon], 17, {animate: false})", [cam["lat"], cam["lon"]]
     )
-    xy = p.evaluate(
+    where = (
         "([lat, lon]) => { const m = window.__maps[0]; const pt = m.latLngToContainerPoint([lat, lon]);"
-        " const b = m.getContainer().getBoundingClientRect(); return [b.left + pt.x, b.top + pt.y]; }",
-        [cam["lat"], cam["lon"]],
+        " const b = m.getContainer().getBoundingClientRect(); return [b.left + pt.x, b.top + pt.y]; }"
     )
-    p.mouse.move(xy[0] - 20, xy[1] - 20)
-    p.mouse.move(xy[0], xy[1], steps=5)
+    for _ in range(20):  # the map may still be settling (its size, the view): move onto the dot again
+        x, y = p.evaluate(where, [cam["lat"], cam["lon"]])
+        p.mouse.move(x - 30, y - 30)
+        p.mouse.move(x, y, steps=6)
+        if p.query_selector(".leaflet-tooltip"):
+            break
+        p.wait_for_timeout(250)
     tip = p.wait_for_selector(".leaflet-tooltip", state="attached")
     _clean(p, "install, the camera hovered")
     assert tip.inner_text() == f"{cam['name']} {cam['device_id']}"
