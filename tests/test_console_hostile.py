@@ -272,7 +272,8 @@ def test_no_hostile_value_runs_on_any_console_page(live_server, hostile_page) ->
     shown = p.evaluate(OPEN_ALL)
     assert any("onerror=PWN(" in s for s in shown), shown[:5]  # the areas' names, as text
     assert any(cam["name"] in s for s in shown)
-    p.select_option("#map-area", city.areas[1]["code"])  # a district: its name in the layer switch
+    p.select_option("#map-area", city.areas[1]["code"])  # a district: its outline, blind spots, enclosure
+    p.evaluate("document.querySelector('#map-status').dataset.state = 'stale'")
     p.click("#map-reload")
     p.wait_for_selector("#map-status[data-state=ready]")
     p.evaluate(OPEN_ALL)
@@ -401,6 +402,48 @@ def test_no_hostile_value_runs_on_any_console_page(live_server, hostile_page) ->
     p.evaluate(OPEN_ALL)
     shot(p, "hostile-investigation")
     _clean(p, "investigation")
+
+
+TILE_HOST = "http://tiles.gis.test"
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cf000000030101005c2b8a6b0000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def hostile_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIANWANG_MAP_TILE_URL", TILE_HOST + "/{z}/{x}/{y}.png")
+    monkeypatch.setenv("TIANWANG_MAP_TILE_ATTRIBUTION", evil(700))
+
+
+@SQLITE_ONLY
+def test_tiles_load_under_the_csp_and_the_attribution_and_links_stay_inert(
+    hostile_tiles: None,
+    live_server: Any,
+    hostile_page: Any,
+) -> None:
+    srv, ctx = live_server
+    p = hostile_page
+    with ctx.db.session() as s:
+        staff = create_token(s, "staff", "xss-tiles")
+    p.route(
+        TILE_HOST + "/**", lambda route: route.fulfill(status=200, content_type="image/png", body=PNG_1PX)
+    )
+    _login(p, srv.url + "/console/map", staff)
+    p.wait_for_selector("#map .leaflet-tile-loaded")  # the tile server is allowed by img-src
+    assert evil(700) in p.inner_text("#map .leaflet-control-attribution")
+    # TW.el refuses the other ways in: a javascript: link, an inline handler given as a string
+    assert p.evaluate("TW.el('a', {href: 'javascript:PWN(701)'}, 'x').hasAttribute('href')") is False
+    assert p.evaluate("TW.el('img', {src: ' JavaScript:PWN(702)'}).hasAttribute('src')") is False
+    assert p.evaluate("TW.el('a', {href: '/console/map?x=1'}).getAttribute('href')") == "/console/map?x=1"
+    assert p.evaluate(
+        "(() => { try { TW.el('b', {onclick: 'PWN(703)'}); } catch (e) { return e.name; } })()"
+    ) == ("TypeError")
+    assert p.evaluate("TW.escapeHtml(`<a href=\"x\" title='y'>&</a>`)") == (
+        "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+    )
+    _clean(p, "map with tiles")
 
 
 # ---- the headers, without a browser

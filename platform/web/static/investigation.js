@@ -286,8 +286,9 @@
     if (b.getSouthWest().equals(b.getNorthEast())) S.map.leaflet.setView(b.getCenter(), 16);
     else S.map.leaflet.fitBounds(b, { padding: [20, 20], maxZoom: 17 });
   }
+  // divIcon's html is HTML: n is a point's number, never data
   function numberedIcon(n, cls) {
-    return L.divIcon({ className: "inv-marker " + (cls || ""), html: TW.el("span", {}, String(n)), iconSize: [24, 24], iconAnchor: [12, 12] });
+    return L.divIcon({ className: "inv-marker " + (cls || ""), html: String(n), iconSize: [24, 24], iconAnchor: [12, 12] });
   }
   function pointsGeoJSON(points) {
     return {
