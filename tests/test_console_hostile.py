@@ -3,9 +3,10 @@
 Everything a user or a device typed is registered through the API with markup that would call
 `PWN(n)` if a page put it in as HTML (`n` names the field): cameras (name, address, catalog fields),
 areas, roads, key sites, checkpoints, fences, health errors, plates and person ids of ingested
-sightings, a hotlist's name, reason and entry notes, and the case number. Each page that shows
-them is opened, its map popups and tooltips opened (the installer's camera dot hovered with the
-mouse, as in the attack that found it), its rows and evidence clicked. The test fails when a payload
+sightings, a hotlist's name, reason and entry notes, and the case number (and, served by the
+browser, an analysis answer whose fields are markup). Each page that shows them is opened, its map
+popups and tooltips opened (the installer's camera dot hovered with the mouse, as in the attack that
+found it), its rows and evidence clicked. The test fails when a payload
 runs (`window.__pwned`), when the page's Content-Security-Policy refuses anything (a payload that
 reached the DOM as markup is refused there: the `securitypolicyviolation` listener records it), or on
 any JavaScript error; and each page must show the hostile text as text, so the data was really there.
@@ -389,6 +390,25 @@ def test_no_hostile_value_runs_on_any_console_page(live_server, hostile_page) ->
     fusion("vehicle", PLATE, HOSTILE_PERSON)
     assert HOSTILE_PERSON in p.inner_text("#inv-map .leaflet-control-layers")
     fusion("phone", IMSI, HOSTILE_PLATE)
+
+    # an analysis answer with markup in its field names and values (the browser serves it: the real
+    # analyses keep only valid plates), shown as a table and drawn on the map
+    hostile_row = {evil(800): evil(801), "plate_no": HOSTILE_PLATE, "lon": cam_lon, "lat": cam_lat}
+    p.route(
+        "**/api/v1/analysis/**",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps({"items": [hostile_row]})
+        ),
+    )
+    p.select_option("#inv-an-kind", "night")
+    p.fill("#inv-an-from", frm)
+    p.fill("#inv-an-to", to)
+    p.click("#inv-an-run")
+    p.wait_for_selector("[data-testid=analysis-row]")
+    p.click("[data-testid=analysis-row]")
+    table = p.inner_text("#inv-an-result")
+    assert evil(800) in table and evil(801) in table and HOSTILE_PLATE in table
+    p.evaluate(OPEN_ALL)
 
     row = p.wait_for_selector("[data-testid=hotlist-row]")
     text = row.inner_text()
