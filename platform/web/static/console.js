@@ -62,13 +62,20 @@
   // ---- DOM helpers
   TW.$ = (sel, root) => (root || document).querySelector(sel);
   TW.$$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
-  // el("tr", {class: "x", onclick: fn}, child, "text", ...): text is always set as text, never as HTML
+  // el("tr", {class: "x", onclick: fn}, child, "text", ...): text is always set as text, never as HTML.
+  // An `on…` attribute must be a function (a string would be an inline handler), and a link or picture
+  // address must be http(s), blob or relative (never javascript:).
+  const SAFE_URL = /^(?:https?:|blob:|\/|\.|[^:]*$)/i;
   TW.el = (tag, attrs, ...children) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === null || v === undefined || v === false) continue;
-      if (k.startsWith("on") && typeof v === "function") e.addEventListener(k.slice(2), v);
-      else if (k === "dataset") Object.assign(e.dataset, v);
+      if (/^on/i.test(k)) {
+        if (typeof v !== "function") throw new TypeError("TW.el: " + k + " must be a function");
+        e.addEventListener(k.slice(2), v);
+      } else if (k === "dataset") Object.assign(e.dataset, v);
+      else if (k === "style") e.style.cssText = String(v); // through the CSSOM: the CSP refuses style attributes
+      else if ((k === "href" || k === "src") && !SAFE_URL.test(String(v).trim())) continue;
       else e.setAttribute(k, v === true ? "" : String(v));
     }
     for (const c of children.flat()) {
@@ -77,6 +84,10 @@
     }
     return e;
   };
+  // for the few places a library insists on an HTML string (Leaflet's layer switch and attribution):
+  // the text with every markup character escaped
+  TW.escapeHtml = (s) =>
+    String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   TW.fmtTime = (iso) => {
     if (!iso) return "—";
     const d = new Date(iso);

@@ -277,7 +277,8 @@
         {
           pointToLayer: (f, ll) =>
             L.circleMarker(ll, { radius: 4, color: TW.stateColour(f.properties.status), weight: 1, fillOpacity: 0.7 }),
-          onEachFeature: (f, layer) => layer.bindTooltip(f.properties.name + " " + f.properties.id),
+          // a DOM node, never an HTML string: the name is what somebody typed
+          onEachFeature: (f, layer) => layer.bindTooltip(() => TW.el("span", {}, f.properties.name + " " + f.properties.id)),
         },
       );
       if (others && others.bringToBack) others.bringToBack();

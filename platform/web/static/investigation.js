@@ -286,6 +286,7 @@
     if (b.getSouthWest().equals(b.getNorthEast())) S.map.leaflet.setView(b.getCenter(), 16);
     else S.map.leaflet.fitBounds(b, { padding: [20, 20], maxZoom: 17 });
   }
+  // divIcon's html is HTML: n is a point's number, never data
   function numberedIcon(n, cls) {
     return L.divIcon({ className: "inv-marker " + (cls || ""), html: String(n), iconSize: [24, 24], iconAnchor: [12, 12] });
   }

@@ -46,7 +46,8 @@
     }
     const map = L.map(el, { preferCanvas: true, zoomControl: true, attributionControl: !!TW.config.tile_url });
     if (TW.config.tile_url) {
-      L.tileLayer(TW.config.tile_url, { maxZoom: 20, attribution: TW.config.tile_attribution || "" }).addTo(map);
+      // Leaflet shows the attribution as HTML: the configured credit line is shown as text
+      L.tileLayer(TW.config.tile_url, { maxZoom: 20, attribution: TW.escapeHtml(TW.config.tile_attribution || "") }).addTo(map);
     }
     map.setView(opts.center || [22.54, 114.05], opts.zoom || 12);
     const layers = {};
@@ -63,7 +64,8 @@
         const layer = L.geoJSON(geojson, options || {});
         layers[name] = layer;
         layer.addTo(map);
-        control.addOverlay(layer, options && options.label ? options.label : name);
+        // the layer switch puts its names in as HTML, and a label may hold data (an area's name, a plate)
+        control.addOverlay(layer, TW.escapeHtml(options && options.label ? options.label : name));
         return layer;
       },
       layer(name) {
