@@ -38,9 +38,11 @@ def apply_spec(row: Camera, spec: CameraSpec, box: SecretBox, *, keep_password: 
     if spec.onvif is None:
         row.onvif_host = row.onvif_port = row.onvif_username = None
         row.onvif_password_enc = None
+        row.onvif_trust_device_addresses = False
     else:
         row.onvif_host, row.onvif_port = spec.onvif.host, spec.onvif.port
         row.onvif_username = spec.onvif.username
+        row.onvif_trust_device_addresses = spec.onvif.trust_device_addresses
         if spec.onvif.password is not None:
             row.onvif_password_enc = box.encrypt(spec.onvif.password.get_secret_value())
         elif not keep_password:
@@ -56,6 +58,7 @@ def to_out(row: Camera) -> CameraOut:
             port=row.onvif_port or 80,
             username=row.onvif_username or "",
             has_password=row.onvif_password_enc is not None,
+            trust_device_addresses=bool(row.onvif_trust_device_addresses),
         )
     data = {c: getattr(row, c) for c in CameraOut.model_fields if hasattr(row, c) and c != "onvif"}
     return CameraOut(**data, onvif=onvif, division=row.device_id[:6])
@@ -71,6 +74,7 @@ def spec_of(row: Camera) -> dict[str, Any]:
             "host": row.onvif_host,
             "port": row.onvif_port or 80,
             "username": row.onvif_username or "",
+            "trust_device_addresses": bool(row.onvif_trust_device_addresses),
         }
     return {k: v for k, v in d.items() if v is not None}
 
