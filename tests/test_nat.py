@@ -483,3 +483,58 @@ def test_the_api_probe_of_a_camera_behind_nat(
     p = client.post(f"/api/v1/cameras/{body['device_id']}/probe", headers=h).json()
     assert p["error"]["code"] == "unreachable" and not p["profiles"]
     assert {host for host, _ in connections.outside_loopback()} == {LAN}
+
+
+def test_an_agent_watches_cameras_behind_nat(live_server: tuple[Any, Any], tmp_path: Path) -> None:
+    """The agent process: a NAT camera online with pictures; the same camera trusted gets none."""
+    from sqlalchemy import func, select
+
+    from simulator.devices import SimulatorThread
+    from tests.agent_support import AgentProcess, register, tokens_for, wait_until
+    from tianwang.storage.models import Camera, Snapshot
+
+    srv, ctx = live_server
+    tok = tokens_for(ctx)
+    specs = make_specs(2, 0, seed=5)
+    for spec in specs:
+        spec.faults = {"nat": True}
+    specs[1].lan_address = f"127.0.0.2:{free_port()}"  # nothing listens there; never off the host
+    with SimulatorThread(specs=specs) as sim:
+        described = [
+            {k: v for k, v in d.items() if k not in ("snapshot_url", "rtsp_url")} for d in sim.describe()
+        ]
+        natted, trusted = (d["device_id"] for d in described)
+        over = {d["device_id"]: {"health_interval_s": 20, "snapshot_interval_s": 30} for d in described}
+        over[trusted]["onvif"] = {**described[1]["onvif"], "trust_device_addresses": True}
+        register(srv.url, tok["installer"], described, **over)
+        agent = AgentProcess(
+            srv.url,
+            tok["agent"],
+            tmp_path / "outbox.db",
+            tmp_path / "agent.log",
+            interval_scale=0.1,
+            call_timeout_s=2,
+            heartbeat_wait_s=5,
+        ).start()
+        try:
+
+            def state() -> dict[str, tuple[str, int]]:
+                with ctx.db.session() as s:
+                    snaps = dict(
+                        s.execute(select(Snapshot.device_id, func.count()).group_by(Snapshot.device_id)).all()
+                    )
+                    return {
+                        c.device_id: (c.status, int(snaps.get(c.device_id, 0)))
+                        for c in s.scalars(select(Camera))
+                    }
+
+            def ready() -> bool:
+                now = state()
+                return now[natted][0] == "online" and now[natted][1] >= 2 and now[trusted][0] == "online"
+
+            wait_until("the NAT camera online with two pictures, the trusted one online", ready, 90)
+            assert state()[trusted][1] == 0  # its snapshot URI names the unreachable LAN address
+            m = agent.metrics()
+            assert m.get('tianwang_agent_probes_total{kind="snapshot",outcome="unreachable"}', 0) >= 1, m
+        finally:
+            agent.terminate()
