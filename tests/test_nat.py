@@ -398,10 +398,45 @@ def test_the_setting_is_stored_shown_and_patched(client: TestClient, tokens: dic
     assert r.json()["onvif"]["trust_device_addresses"] is True and r.json()["onvif"]["has_password"] is True
     r = client.get(f"/api/v1/cameras/{DEV}", headers=h)
     assert r.json()["onvif"]["trust_device_addresses"] is True
+    # a form that does not show the setting (the install page) sends the ONVIF record without it
+    onvif = {"host": "203.0.113.5", "port": 8081, "username": "admin"}
+    r = client.patch(f"/api/v1/cameras/{DEV}", json={"onvif": onvif, "name": "改名"}, headers=h)
+    assert r.status_code == 200 and r.json()["onvif"]["trust_device_addresses"] is True, r.text
     r = client.post(
         "/api/v1/cameras", json=camera_body(DEV[:-1] + "8", trust_device_addresses="maybe"), headers=h
     )
     assert r.status_code == 422
+
+
+def test_checkpoints_have_the_setting_too(client: TestClient, tokens: dict[str, str]) -> None:
+    h = auth(tokens["installer"])
+    kk = "44030500001210000009"
+    onvif = {
+        "host": "203.0.113.6",
+        "port": 8082,
+        "username": "u",
+        "password": "kk",
+        "trust_device_addresses": True,
+    }
+    body = {
+        "checkpoint_id": kk,
+        "name": "卡口",
+        "lon": 114.06,
+        "lat": 22.54,
+        "direction_deg": 270,
+        "lanes": 4,
+    }
+    r = client.post("/api/v1/checkpoints", json={**body, "onvif": onvif}, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["onvif"]["trust_device_addresses"] is True
+    r = client.patch(
+        f"/api/v1/checkpoints/{kk}", json={"onvif": {"host": "203.0.113.6", "port": 8082}}, headers=h
+    )
+    assert r.status_code == 200 and r.json()["onvif"]["trust_device_addresses"] is True, r.text
+    r = client.patch(
+        f"/api/v1/checkpoints/{kk}", json={"onvif": {**onvif, "trust_device_addresses": False}}, headers=h
+    )
+    assert r.json()["onvif"]["trust_device_addresses"] is False
 
 
 def test_the_setting_is_a_sheet_column(client: TestClient, tokens: dict[str, str]) -> None:

@@ -149,6 +149,11 @@ def update(session: Session, device_id: str, patch: CameraPatch, box: SecretBox)
     if "onvif" in changes and changes["onvif"] is not None:
         # keep the stored password unless a new one is given
         changes["onvif"] = patch.onvif
+        if patch.onvif is not None and "trust_device_addresses" not in patch.onvif.model_fields_set:
+            # and the stored address setting: a form that does not show it must not reset it
+            changes["onvif"] = patch.onvif.model_copy(
+                update={"trust_device_addresses": bool(row.onvif_trust_device_addresses)}
+            )
     merged.update({k: v for k, v in changes.items() if k != "onvif"})
     if "onvif" in changes:
         merged["onvif"] = changes["onvif"]

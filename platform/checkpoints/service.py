@@ -152,6 +152,11 @@ def update_checkpoint(
     for k, v in changes.items():
         if k == "onvif":
             merged["onvif"] = patch.onvif
+            if patch.onvif is not None and "trust_device_addresses" not in patch.onvif.model_fields_set:
+                # a form that does not show the address setting must not reset it
+                merged["onvif"] = patch.onvif.model_copy(
+                    update={"trust_device_addresses": bool(row.onvif_trust_device_addresses)}
+                )
         elif k != "camera_ids":
             merged[k] = v
     try:
