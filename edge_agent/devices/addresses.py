@@ -17,8 +17,9 @@ the camera's password would let one spoofed device make the agent log in anywher
 
 Cameras behind NAT or a port forward (a 4G router, an NVR, a gateway) name their own LAN address in
 every XAddr and URI they give, an address the agent cannot reach. By default the registered address
-wins, as ONVIF Device Manager and Home Assistant's onvif integration (onvif-zeep-async's
-`nat_override`) do (`rewrite_service`, `rewrite_media`):
+wins, as ONVIF Device Manager does (it rewrites the RTSP host too, agsh/onvif#41) and
+onvif-zeep-async's opt-in `nat_override` (python-onvif-zeep-async#250) does for XAddrs
+(`rewrite_service`, `rewrite_media`):
 
 - a service XAddr (GetServices, GetCapabilities) becomes the registered endpoint,
   `http://<registered host>:<registered port>`, with the device's path and query kept: the
