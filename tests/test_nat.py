@@ -137,6 +137,11 @@ def test_a_trusted_devices_own_hosts_count_as_its_addresses() -> None:
     with pytest.raises(BadAnswer):
         trusted.check_snapshot("http://198.51.100.7/x.jpg")  # a host it never named
     assert not trusted.basic_allowed("http", LAN)  # the password in clear: registered host only
+    # naming the registered (gateway) host does not open its other ports
+    gateway = addrs.trusting(["127.0.0.1", LAN])
+    assert gateway.check_snapshot("http://127.0.0.1:8001/snapshot.jpg")
+    with pytest.raises(BadAnswer):
+        gateway.check_snapshot("http://127.0.0.1:8002/snapshot.jpg")
 
 
 # -- the simulated camera behind NAT -----------------------------------------------------------------

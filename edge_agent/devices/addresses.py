@@ -96,8 +96,12 @@ class DeviceAddresses:
         return cls(onvif, frozenset(o for o in found if o is not None))
 
     def trusting(self, hosts: Iterable[str]) -> DeviceAddresses:
-        """These addresses plus the hosts the device advertised (trust_device_addresses set)."""
-        return replace(self, advertised=frozenset(normal_host(h) for h in hosts if h))
+        """These addresses plus the other hosts the device advertised (trust_device_addresses set).
+
+        A registered host keeps its own rule (the exact origin for a snapshot): behind one gateway
+        address, another port may be another camera, whatever this one names."""
+        named = frozenset(normal_host(h) for h in hosts if h)
+        return replace(self, advertised=named - self.hosts)
 
     @property
     def origins(self) -> frozenset[tuple[str, int]]:
