@@ -576,5 +576,13 @@ def test_an_agent_watches_cameras_behind_nat(live_server: tuple[Any, Any], tmp_p
             assert state()[trusted][1] == 0  # its snapshot URI names the unreachable LAN address
             m = agent.metrics()
             assert m.get('tianwang_agent_probes_total{kind="snapshot",outcome="unreachable"}', 0) >= 1, m
+            # the installer's probe, as a command to this agent, follows the same setting
+            h = auth(tok["installer"])
+            with httpx.Client(base_url=srv.url, timeout=60) as c:
+                ok = c.post(f"/api/v1/cameras/{natted}/probe", headers=h).json()
+                assert ok["error"] is None and ok["snapshot"]["key"], ok
+                assert ok["snapshot_uri"] == f"http://127.0.0.1:{described[0]['onvif']['port']}/snapshot.jpg"
+                bad = c.post(f"/api/v1/cameras/{trusted}/probe", headers=h).json()
+                assert bad["authenticated"] and bad["error"]["code"] == "unreachable" and not bad["profiles"]
         finally:
             agent.terminate()
