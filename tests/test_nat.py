@@ -586,3 +586,35 @@ def test_an_agent_watches_cameras_behind_nat(live_server: tuple[Any, Any], tmp_p
                 assert bad["authenticated"] and bad["error"]["code"] == "unreachable" and not bad["profiles"]
         finally:
             agent.terminate()
+
+
+def test_the_install_page_shows_and_sets_the_setting(live_server: tuple[Any, Any], tmp_path: Path) -> None:
+    """In a real browser: the installer sees the stored setting, turns it off and saves."""
+    import contextlib
+
+    from tests.agent_support import tokens_for
+    from tests.browser_support import CHROMIUM, login
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    srv, ctx = live_server
+    tok = tokens_for(ctx)["installer"]
+    h = auth(tok)
+    r = httpx.post(f"{srv.url}/api/v1/cameras", json=camera_body(DEV, trust_device_addresses=True), headers=h)
+    assert r.status_code == 201, r.text
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        with contextlib.closing(b):
+            page = b.new_page()
+            login(page, f"{srv.url}/console/install?device_id={DEV}", tok)
+            page.wait_for_selector("#in-mode[data-mode=edit]")
+            assert page.is_checked("#in-onvif-trust")
+            page.uncheck("#in-onvif-trust")
+            page.fill("#in-name", "4G 路口 NAT（改）")
+            page.click("#in-submit")
+            page.wait_for_function("() => document.getElementById('in-saved').textContent.trim() !== ''")
+    cam = httpx.get(f"{srv.url}/api/v1/cameras/{DEV}", headers=h).json()
+    assert cam["name"] == "4G 路口 NAT（改）" and cam["onvif"]["trust_device_addresses"] is False
+    assert cam["onvif"]["has_password"] is True
