@@ -254,9 +254,11 @@ def test_nat_is_never_a_random_fault() -> None:
 
 def _work(tmp_path: Path) -> tuple[DeviceWork, Outbox, Any, httpx.AsyncClient]:
     from edge_agent.devices.onvif_client import OnvifPool
-    from tests.test_agent_review_fixes import settings as agent_settings
+    from edge_agent.settings import AgentSettings
 
-    s = agent_settings("http://127.0.0.1:9", tmp_path, call_timeout_s=2.0)
+    s = AgentSettings(
+        central="http://127.0.0.1:9", token="tw_" + "x" * 20, outbox=tmp_path / "o.db", call_timeout_s=2.0
+    )
     box = Outbox(s.outbox)
     pool = OnvifPool(max_size=4, timeout_s=2.0)
     http = httpx.AsyncClient(timeout=5, trust_env=False, follow_redirects=False)
