@@ -238,6 +238,7 @@ class Agent:
                 port=dev.onvif.port,
                 username=dev.onvif.username,
                 password=dev.onvif.password or "",
+                trust_device_addresses=dev.onvif.trust_device_addresses,
             )
         jpeg: bytes | None = None
         try:

@@ -193,6 +193,8 @@ class DeviceWork:
         self.judge = judge
         self._diag = asyncio.Semaphore(settings.diagnosis_concurrency)
         self._snapshot_uris: dict[str, tuple[str, float]] = {}
+        # a trusted camera's own XAddr hosts, where its snapshot URI may point
+        self._advertised: dict[str, frozenset[str]] = {}
 
     async def _record(self, item: HealthItem) -> None:
         await self.outbox.call(self.outbox.add_health, item)
@@ -236,7 +238,12 @@ class DeviceWork:
             return await self._health_without_onvif(a, base)
         o = a.onvif
         client = await self.pool.get(
-            o.host, o.port, o.username, o.password or "", timeout_s=self.settings.call_timeout_s
+            o.host,
+            o.port,
+            o.username,
+            o.password or "",
+            timeout_s=self.settings.call_timeout_s,
+            trust_device_addresses=o.trust_device_addresses,
         )
         t0 = time.perf_counter()
         try:
@@ -305,16 +312,26 @@ class DeviceWork:
         if a.onvif is None:
             return None
         cached = self._snapshot_uris.get(a.device_id)
+        if not a.onvif.trust_device_addresses and self._advertised.pop(a.device_id, None) is not None:
+            cached = None  # learned while the camera was trusted: ask again, and rewrite it
         if cached and time.monotonic() - cached[1] < SNAPSHOT_URI_TTL_S:
             return cached[0]
         o = a.onvif
         client = await self.pool.get(
-            o.host, o.port, o.username, o.password or "", timeout_s=self.settings.call_timeout_s
+            o.host,
+            o.port,
+            o.username,
+            o.password or "",
+            timeout_s=self.settings.call_timeout_s,
+            trust_device_addresses=o.trust_device_addresses,
         )
         profiles = await client.profiles()
         if not profiles:
             raise BadAnswer("device lists no media profile")
         uri = await client.snapshot_uri(profiles[0].token)
+        if o.trust_device_addresses:
+            self._advertised[a.device_id] = client.advertised_hosts
+            addresses = addresses.trusting(client.advertised_hosts)
         try:
             # the device's answer names where its credentials would go: only to its own address
             addresses.check_snapshot(uri)
@@ -330,6 +347,8 @@ class DeviceWork:
         addresses = assignment_addresses(a)
         try:
             url = await self._snapshot_url(a, addresses)
+            if a.onvif is not None and a.onvif.trust_device_addresses:
+                addresses = addresses.trusting(self._advertised.get(a.device_id, ()))
             if url:
                 snap = await fetch_snapshot(
                     url,
@@ -396,4 +415,5 @@ class DeviceWork:
 
     def forget(self, device_id: str) -> None:
         self._snapshot_uris.pop(device_id, None)
+        self._advertised.pop(device_id, None)
         self.judge.forget(device_id)

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -55,6 +56,16 @@ def _md5(text: str) -> str:
 _DIGEST_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 
 
+def parse_lan_address(text: str) -> tuple[str, int]:
+    """ "host:port" (an IPv4 address or a name; port 1-65535) → (host, port); ValueError otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"lan_address {text!r}: expected host:port, e.g. 192.0.2.10:80")
+    if any(c in host for c in "/@[]: "):
+        raise ValueError(f"lan_address {text!r}: the host must be an IPv4 address or a name")
+    return host, int(port)
+
+
 class VirtualDevice:
     """One virtual camera or checkpoint: its HTTP server (ONVIF + snapshot) and its fault state."""
 
@@ -74,6 +85,8 @@ class VirtualDevice:
         self._frozen: bytes | None = None
         self._digest_key = secrets.token_bytes(16)
         self._seed = scene.seed_of(spec.device_id)
+        if spec.lan_address is not None:
+            parse_lan_address(spec.lan_address)  # refused at construction, not at the first answer
 
     # identity and addresses -------------------------------------------------------------
     @property
@@ -118,6 +131,32 @@ class VirtualDevice:
     def rtsp_url(self) -> str:
         # no RTSP server yet: a stream probe finds this refused (see docs/simulator.md)
         return f"{self._rtsp_base}/{self.device_id}/main"
+
+    @property
+    def lan_address(self) -> tuple[str, int] | None:
+        """Under the nat fault, the (host, port) the device names as its own; None otherwise."""
+        if "nat" not in self.faults:
+            return None
+        return parse_lan_address(self.spec.lan_address or flt.NAT_LAN_ADDRESS)
+
+    @property
+    def named_base_url(self) -> str:
+        """The base URL the device names in its answers: its LAN address behind NAT."""
+        lan = self.lan_address
+        return f"http://{lan[0]}:{lan[1]}" if lan else self.base_url
+
+    @property
+    def named_snapshot_url(self) -> str:
+        return f"{self.named_base_url}/snapshot.jpg"
+
+    @property
+    def named_rtsp_url(self) -> str:
+        """The stream URI it names: behind NAT on its LAN host, the RTSP port unchanged."""
+        lan = self.lan_address
+        if lan is None:
+            return self.rtsp_url
+        u = urlsplit(self._rtsp_base)
+        return f"rtsp://{lan[0]}:{u.port or 554}{u.path}/{self.device_id}/main"
 
     @property
     def online(self) -> bool:

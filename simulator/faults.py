@@ -32,7 +32,13 @@ PICTURE_FAULTS: dict[str, float | None] = {
     "frozen": None,
     "moved": 12.0,
 }
-FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS}
+# How the device names itself, not a failure: never given at random (see random_assignment).
+ADDRESS_FAULTS: dict[str, float | None] = {
+    "nat": None,
+}
+FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS, **ADDRESS_FAULTS}
+# the device's own LAN address under the nat fault: TEST-NET-1 (RFC 5737), routed nowhere
+NAT_LAN_ADDRESS = "192.0.2.10:80"
 
 FAULT_HELP = {
     "offline": "port closed: connections are refused",
@@ -52,6 +58,10 @@ FAULT_HELP = {
     "noise": "Gaussian noise of sigma N grey levels (default 40)",
     "frozen": "the same frame (same bytes) forever",
     "moved": "the scene turned by N degrees and shifted, as if the camera was knocked",
+    "nat": (
+        f"behind NAT: XAddrs, snapshot and stream URIs name the LAN address {NAT_LAN_ADDRESS} "
+        "(or the device's lan_address), not the forwarded one it is reached at"
+    ),
 }
 
 # Scene modes are how the world looks, not faults; a diagnosis must not call them faults.
@@ -133,5 +143,5 @@ def random_assignment(n_devices: int, share: float, seed: int) -> dict[int, dict
         raise FaultSpecError(f"fault share {share} must be between 0 and 1")
     rng = random.Random(f"faults:{seed}")
     count = round(share * n_devices)
-    names = sorted(FAULTS)
+    names = sorted({**NETWORK_FAULTS, **PICTURE_FAULTS})
     return {i: normalise({rng.choice(names): True}) for i in sorted(rng.sample(range(n_devices), count))}

@@ -1,7 +1,8 @@
 """ONVIF operations of a virtual device (device, media and event services): request → answer body.
 
 Answers copy the shape of a real camera's (see tests/fixtures/onvif-recorded) so that zeep,
-with the ONVIF WSDLs, parses them; they are written here, not replayed.
+with the ONVIF WSDLs, parses them; they are written here, not replayed. Every address in an answer
+is the one the device names (`named_*`): behind NAT (the `nat` fault) its LAN address.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ class Device(Protocol):
     subscriptions: dict[str, ev.Subscription]
 
     @property
-    def base_url(self) -> str: ...
+    def named_base_url(self) -> str: ...
     @property
     def seed(self) -> int: ...
     @property
-    def snapshot_url(self) -> str: ...
+    def named_snapshot_url(self) -> str: ...
     @property
-    def rtsp_url(self) -> str: ...
+    def named_rtsp_url(self) -> str: ...
     def now(self) -> dt.datetime: ...
 
 
@@ -98,7 +99,7 @@ async def get_device_information(dev: Device, req: Request, path: str) -> tuple[
 
 
 async def get_capabilities(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
-    b = dev.base_url
+    b = dev.named_base_url
     return (
         "<tds:GetCapabilitiesResponse><tds:Capabilities>"
         f"<tt:Device><tt:XAddr>{b}/onvif/device_service</tt:XAddr>"
@@ -127,7 +128,7 @@ async def get_capabilities(dev: Device, req: Request, path: str) -> tuple[str, s
 
 
 async def get_services(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
-    b = dev.base_url
+    b = dev.named_base_url
     services = [
         (NAMESPACES["tds"], f"{b}/onvif/device_service", 2, 60),
         (NAMESPACES["trt"], f"{b}/onvif/media_service", 2, 60),
@@ -191,12 +192,13 @@ def _media_uri(tag: str, uri: str) -> str:
 
 async def get_snapshot_uri(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
     _check_profile(req)
-    return _media_uri("GetSnapshotUri", dev.snapshot_url), None
+    return _media_uri("GetSnapshotUri", dev.named_snapshot_url), None
 
 
 async def get_stream_uri(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
     token = _check_profile(req)
-    uri = dev.rtsp_url if token == PROFILES[0] else dev.rtsp_url.rsplit("/", 1)[0] + "/sub"
+    main = dev.named_rtsp_url
+    uri = main if token == PROFILES[0] else main.rsplit("/", 1)[0] + "/sub"
     return _media_uri("GetStreamUri", uri), None
 
 
@@ -229,7 +231,7 @@ def _subscription(dev: Device, path: str) -> ev.Subscription:
 
 
 def _address(dev: Device, sub: ev.Subscription) -> str:
-    return f"{dev.base_url}/onvif/pullpoint/{sub.id}"
+    return f"{dev.named_base_url}/onvif/pullpoint/{sub.id}"
 
 
 async def create_pull_point_subscription(dev: Device, req: Request, path: str) -> tuple[str, str | None]:

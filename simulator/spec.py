@@ -66,6 +66,9 @@ class DeviceSpec:
     mode: str = "day"  # scene mode: day | night | ir (not a fault)
     model: str = "SIM-IPC"
     faults: dict[str, bool | float] = field(default_factory=dict)
+    # "host:port" the device believes it has behind NAT or a port forward: while the nat fault is
+    # set its answers name it instead of the address it is reached at (None: faults.NAT_LAN_ADDRESS)
+    lan_address: str | None = None
 
     @property
     def is_checkpoint(self) -> bool:

@@ -5,7 +5,9 @@ rewritten to this server, the missing SOAP-ENV declaration added) and chosen by 
 the request Body's first child. WS-UsernameToken is checked against one user, so wrong
 credentials get the ONVIF NotAuthorized fault a real camera sends; the snapshot path wants HTTP
 Digest. Faults for tests: `oversized` (an endless answer), `garbage` (not XML), `error_xml` (the
-recording's placeholder fault).
+recording's placeholder fault). With `rewrite_address=False` the answers keep the camera's own
+LAN address (192.168.68.111, port 80), as a camera reached through NAT names it: the client must
+then rewrite it and never contact that address.
 """
 
 from __future__ import annotations
@@ -44,15 +46,15 @@ def recorded_dir() -> Path:
     return RECORDED
 
 
-def _render(text: str, port: int) -> str:
+def _render(text: str, port: int, rewrite_address: bool = True) -> str:
     now = dt.datetime.now(dt.UTC)
 
     def iso(t: dt.datetime) -> str:
         return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
     values = {
-        "it.hostname": "127.0.0.1",
-        "it.port": str(port),
+        "it.hostname": "127.0.0.1" if rewrite_address else CAMERA_ADDRESS,
+        "it.port": str(port) if rewrite_address else "80",
         "it.pullPointUrl": "/onvif/PullPoint",
         "new Date().toISOString()": iso(now),
         "new Date(Date.now()+5000).toISOString()": iso(now + dt.timedelta(seconds=5)),
@@ -71,7 +73,8 @@ def _render(text: str, port: int) -> str:
 
     text = re.sub(r"\{\{\?(?!\}\})(.*?)\}\}(.*?)\{\{\?\}\}", cond, text, flags=re.S)
     text = re.sub(r"\{\{=(.*?)\}\}", expr, text)
-    text = text.replace(f"//{CAMERA_ADDRESS}", f"//127.0.0.1:{port}").replace(CAMERA_ADDRESS, "127.0.0.1")
+    if rewrite_address:
+        text = text.replace(f"//{CAMERA_ADDRESS}", f"//127.0.0.1:{port}").replace(CAMERA_ADDRESS, "127.0.0.1")
     if "SOAP-ENV:" in text and "xmlns:SOAP-ENV=" not in text:
         text = text.replace("<SOAP-ENV:Envelope", f'<SOAP-ENV:Envelope xmlns:SOAP-ENV="{SOAP12}"', 1)
     return text
@@ -96,8 +99,11 @@ def small_jpeg(width: int = 320, height: int = 240) -> bytes:
 
 
 class ReplayCamera:
-    def __init__(self, username: str = "admin", password: str = "replay-pass") -> None:
+    def __init__(
+        self, username: str = "admin", password: str = "replay-pass", *, rewrite_address: bool = True
+    ) -> None:
         self.dir = recorded_dir()
+        self.rewrite_address = rewrite_address
         self.username, self.password = username, password
         self.port = 0
         self.fault: str | None = None  # oversized | garbage | error_xml
@@ -172,7 +178,9 @@ class ReplayCamera:
         if path is None:
             return web.Response(status=400, text=_fault("ter:ActionNotSupported", op), headers=headers)
         return web.Response(
-            status=200, text=_render(path.read_text(encoding="utf-8"), self.port), headers=headers
+            status=200,
+            text=_render(path.read_text(encoding="utf-8"), self.port, self.rewrite_address),
+            headers=headers,
         )
 
     # -- snapshot, HTTP Digest ---------------------------------------------------------------------

@@ -124,7 +124,13 @@ def test_registry_search_edit_delete_import_export(live_server: Any, page: Any) 
         page.wait_for_selector("#rg-edit-saved:not(:empty)")
         got = api.get(f"/api/v1/cameras/{WEST}").json()
         assert (got["name"], got["address"]) == ("科技园西门（新）", "科技南路 9 号")
-        assert got["onvif"] == {"host": "10.0.0.2", "port": 80, "username": "admin", "has_password": True}
+        assert got["onvif"] == {
+            "host": "10.0.0.2",
+            "port": 80,
+            "username": "admin",
+            "has_password": True,
+            "trust_device_addresses": False,
+        }
         page.wait_for_function(
             "id => document.querySelector(`#rg-table tr[data-id='${id}']`).textContent.includes('新')",
             arg=WEST,

@@ -39,7 +39,13 @@ def test_create_get_and_password_never_returned(
     cam = r.json()
     assert cam["status"] == "registered"
     assert cam["division"] == "440305" and cam["area_code"] == "440305"
-    assert cam["onvif"] == {"host": "10.1.2.3", "port": 80, "username": "admin", "has_password": True}
+    assert cam["onvif"] == {
+        "host": "10.1.2.3",
+        "port": 80,
+        "username": "admin",
+        "has_password": True,
+        "trust_device_addresses": False,
+    }
     assert "s3cret-pass" not in r.text
     assert cam["direction_type"] == 1  # heading 90° → east
     got = client.get(f"/api/v1/cameras/{CAM_ID}", headers=auth(tokens["staff"]))

@@ -14,14 +14,33 @@ the camera's password would let one spoofed device make the agent log in anywher
 - HTTP Basic (the password in clear) is answered only over HTTPS, or over plain HTTP to the device's
   registered ONVIF host itself (older firmware offers nothing else, and that host already holds the
   password). Digest is answered wherever credentials may go.
+
+Cameras behind NAT or a port forward (a 4G router, an NVR, a gateway) name their own LAN address in
+every XAddr and URI they give, an address the agent cannot reach. By default the registered address
+wins, as ONVIF Device Manager does (it rewrites the RTSP host too, agsh/onvif#41) and
+onvif-zeep-async's opt-in `nat_override` (python-onvif-zeep-async#250) does for XAddrs
+(`rewrite_service`, `rewrite_media`):
+
+- a service XAddr (GetServices, GetCapabilities) becomes the registered endpoint,
+  `http://<registered host>:<registered port>`, with the device's path and query kept: the
+  registered port is the one port known to reach the device's web server;
+- a snapshot or stream URI gets the registered host; its port becomes the registered port when it
+  is one of the ports the device advertised for its services (its web server, seen from inside:
+  the snapshot CGI of nearly every camera, RTSP tunnelled over HTTP), and is kept otherwise (RTSP on
+  554: a gateway that forwards it elsewhere needs the camera's rtsp_url registered).
+
+Then the usual checks apply to the rewritten URI. A camera registered with
+`trust_device_addresses` is taken at its word instead: its XAddrs and URIs are used as named, and
+the hosts its XAddrs name count as its own (`DeviceAddresses.trusting`), since they already receive
+its WS-Security token; HTTP Basic still goes only to the registered host.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit, urlunsplit
 
 from edge_agent.devices.errors import BadAnswer
 
@@ -65,6 +84,8 @@ class DeviceAddresses:
 
     onvif: tuple[str, int] | None
     registered: frozenset[tuple[str, int]]
+    # hosts the device named in its own XAddrs, counted only for a trusted camera (`trusting`)
+    advertised: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -73,6 +94,14 @@ class DeviceAddresses:
         onvif = (normal_host(onvif_host), int(onvif_port or 80)) if onvif_host else None
         found = (origin(u) for u in registry_urls if u)
         return cls(onvif, frozenset(o for o in found if o is not None))
+
+    def trusting(self, hosts: Iterable[str]) -> DeviceAddresses:
+        """These addresses plus the other hosts the device advertised (trust_device_addresses set).
+
+        A registered host keeps its own rule (the exact origin for a snapshot): behind one gateway
+        address, another port may be another camera, whatever this one names."""
+        named = frozenset(normal_host(h) for h in hosts if h)
+        return replace(self, advertised=named - self.hosts)
 
     @property
     def origins(self) -> frozenset[tuple[str, int]]:
@@ -92,7 +121,7 @@ class DeviceAddresses:
         o = origin(url)
         if o is None:
             raise BadAnswer(f"{what} has no usable host")
-        if o not in self.origins:
+        if o not in self.origins and o[0] not in self.advertised:
             raise BadAnswer(
                 f"{what} points at another host ({_show(o)}; {self._where()}): refused, the device's "
                 "credentials go only to its own address; register the camera's snapshot_url if it "
@@ -105,7 +134,7 @@ class DeviceAddresses:
         o = origin(url)
         if o is None:
             raise BadAnswer(f"{what} has no usable host")
-        if o[0] not in self.hosts:
+        if o[0] not in self.hosts and o[0] not in self.advertised:
             raise BadAnswer(
                 f"{what} points at another host ({o[0]}; {self._where()}): refused, the device's "
                 "credentials go only to its own address; register the camera's rtsp_url if it "
@@ -121,3 +150,42 @@ class DeviceAddresses:
             return normal_host(host) == self.onvif[0]
         # no ONVIF endpoint: credentials (if any) belong to the registered URLs themselves
         return normal_host(host) in self.hosts
+
+
+def _netloc(userinfo: str, host: str, port: int | None) -> str:
+    h = f"[{host}]" if ":" in host else host
+    return f"{userinfo}{h}" + (f":{port}" if port is not None else "")
+
+
+def _split(url: str) -> tuple[str, str, str, int | None, str, str, str] | None:
+    """(scheme, userinfo@, host, explicit port, path, query, fragment); None when unusable."""
+    try:
+        u = urlsplit(url.strip())
+        port = u.port
+    except ValueError:
+        return None
+    if not u.hostname:
+        return None
+    userinfo = u.netloc.rpartition("@")[0]
+    return (u.scheme, f"{userinfo}@" if userinfo else "", u.hostname, port, u.path, u.query, u.fragment)
+
+
+def rewrite_service(url: str, host: str, port: int) -> str:
+    """A service XAddr moved to the registered endpoint `http://host:port`, its path and query kept."""
+    parts = _split(url)
+    if parts is None:
+        return url
+    _, _, _, _, path, query, fragment = parts
+    return urlunsplit(("http", _netloc("", normal_host(host), int(port)), path, query, fragment))
+
+
+def rewrite_media(url: str, host: str, port: int, service_ports: Iterable[int]) -> str:
+    """A snapshot or stream URI on the registered host; its port mapped to the registered port when
+    it is one of the device's advertised service ports (see the module's rule), kept otherwise."""
+    parts = _split(url)
+    if parts is None:
+        return url
+    scheme, userinfo, _, explicit, path, query, fragment = parts
+    named = explicit if explicit is not None else DEFAULT_PORTS.get(scheme.lower())
+    new_port = int(port) if named is not None and named in set(service_ports) else explicit
+    return urlunsplit((scheme, _netloc(userinfo, normal_host(host), new_port), path, query, fragment))

@@ -3,7 +3,8 @@
 A thin layer over `onvif-zeep-async` (module `onvif`): every await runs under `asyncio.timeout`,
 every raw failure becomes a typed `DeviceError`, every answer is treated as untrusted input (sizes
 bounded in the transport, fields coerced and checked here), and one long-lived camera object is
-kept per device in an `OnvifPool`.
+kept per device in an `OnvifPool`. The XAddrs and media URIs a device names are moved to its
+registered address unless it is trusted (cameras behind NAT; see `edge_agent.devices.addresses`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from onvif import ONVIFCamera
 from onvif.client import AsyncTransportProtocolErrorHandler, ONVIFService
 from zeep.utils import get_version
 
+from edge_agent.devices.addresses import origin, rewrite_media, rewrite_service
 from edge_agent.devices.errors import BadAnswer, DeviceError, classify
 
 log = logging.getLogger("edge_agent.devices.onvif")
@@ -38,6 +40,7 @@ DEFAULT_CALL_TIMEOUT_S = 5.0
 MAX_PROFILES = 64
 MAX_TEXT = 100  # matches the registry's manufacturer/model/firmware/serial columns
 MAX_URI = 1000  # matches the registry's stream_uri/snapshot_uri columns
+MAX_ADVERTISED = 64  # distinct origins remembered from a device's XAddrs
 
 
 class AnswerTooLarge(BadAnswer):
@@ -114,12 +117,26 @@ class _HardenedCamera(ONVIFCamera):
         *,
         max_answer_bytes: int,
         transport_auth: TransportAuth,
+        trust_device_addresses: bool = False,
     ) -> None:
         # adjust_time stays off in the library: OnvifClient measures the skew itself (one
         # unauthenticated round trip, tolerant parsing) and sets dt_diff from it.
         super().__init__(host, port, user, passwd, no_cache=True, adjust_time=False)
         self._max_answer_bytes = max_answer_bytes
         self._transport_auth = transport_auth
+        self._trust = trust_device_addresses
+        # (host, port) of every XAddr the device named, before any rewriting
+        self.advertised: set[tuple[str, int]] = set()
+
+    def rewrite_url(self, url: str | None) -> str | None:
+        """The library's seam for every XAddr (GetServices, GetCapabilities) and subscription address
+        a device names: kept as named for a trusted device, else moved to the registered endpoint."""
+        if not url:
+            return url
+        o = origin(url)
+        if o is not None and len(self.advertised) < MAX_ADVERTISED:
+            self.advertised.add(o)
+        return url if self._trust else rewrite_service(url, self.host, self.port)
 
     async def create_onvif_service(
         self,
@@ -341,6 +358,7 @@ class OnvifClient:
         adjust_time: bool = True,
         transport_auth: TransportAuth = "wsse",
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        trust_device_addresses: bool = False,
     ) -> None:
         if not host or any(ch.isspace() or ch in "/?#@" for ch in host):
             raise ValueError(f"invalid ONVIF host {host!r}")
@@ -352,6 +370,8 @@ class OnvifClient:
         self.adjust_time = adjust_time
         self.transport_auth: TransportAuth = transport_auth
         self.max_answer_bytes = max_answer_bytes
+        # False (the default): every XAddr and URI the device names is moved to host:port (NAT)
+        self.trust_device_addresses = trust_device_addresses
         self.clock: DeviceClock | None = None
         self._cam: _HardenedCamera | None = None
         self._xaddrs_ready = False
@@ -373,8 +393,21 @@ class OnvifClient:
                 self._password,
                 max_answer_bytes=self.max_answer_bytes,
                 transport_auth=self.transport_auth,
+                trust_device_addresses=self.trust_device_addresses,
             )
         return self._cam
+
+    @property
+    def advertised_hosts(self) -> frozenset[str]:
+        """The hosts the device named in its XAddrs (as named, before any rewriting)."""
+        return frozenset(h for h, _ in self._cam.advertised) if self._cam else frozenset()
+
+    def _own_uri(self, uri: str) -> str:
+        """A media URI the device named, on the registered host unless the device is trusted."""
+        if self.trust_device_addresses or self._cam is None:
+            return uri
+        ports = {p for _, p in self._cam.advertised}
+        return rewrite_media(uri, self.host, self.port, ports)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         self.stats.calls += 1
@@ -447,7 +480,8 @@ class OnvifClient:
         return await self._call("GetDeviceInformation", run)
 
     async def services(self) -> dict[str, str]:
-        """The service XAddrs the device advertises (GetServices, else GetCapabilities)."""
+        """The service XAddrs in use (GetServices, else GetCapabilities): the device's own when it is
+        trusted, else moved to the registered endpoint."""
 
         async def run() -> dict[str, str]:
             await self._ensure_xaddrs()
@@ -479,7 +513,8 @@ class OnvifClient:
         async def run() -> str:
             media = await self._media()
             a = await media.GetSnapshotUri({"ProfileToken": profile})
-            return check_uri(_get(a, "Uri"), ("http", "https"), "snapshot URI")
+            uri = check_uri(_get(a, "Uri"), ("http", "https"), "snapshot URI")
+            return self._own_uri(uri)
 
         return await self._call("GetSnapshotUri", run)
 
@@ -488,7 +523,8 @@ class OnvifClient:
             media = await self._media()
             setup = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
             a = await media.GetStreamUri({"StreamSetup": setup, "ProfileToken": profile})
-            return check_uri(_get(a, "Uri"), ("rtsp", "rtsps", "http", "https"), "stream URI")
+            uri = check_uri(_get(a, "Uri"), ("rtsp", "rtsps", "http", "https"), "stream URI")
+            return self._own_uri(uri)
 
         return await self._call("GetStreamUri", run)
 

@@ -20,13 +20,14 @@ async def onvif_client(endpoint: OnvifEndpoint, settings: ProbeSettings) -> Asyn
         "adjust_time": settings.adjust_time,
         "transport_auth": auth,
         "max_answer_bytes": settings.max_answer_bytes,
+        "trust_device_addresses": endpoint.trust_device_addresses,
     }
     password = endpoint.password.get_secret_value()
     pool: OnvifPool | None = settings.pool
     if pool is not None:
         yield await pool.get(endpoint.host, endpoint.port, endpoint.username, password, **options)
         return
-    client = OnvifClient(endpoint.host, endpoint.port, endpoint.username, password, **options)  # type: ignore[arg-type]
+    client = OnvifClient(endpoint.host, endpoint.port, endpoint.username, password, **options)
     try:
         yield client
     finally:

@@ -2,8 +2,9 @@
 
 Steps, each with a typed outcome, later ones skipped with a reason when an earlier one makes them
 pointless: clock (unauthenticated GetSystemDateAndTime: reachable? clock skew?) → auth
-(GetDeviceInformation) → profiles → URIs (snapshot + stream of the first profile; a URI naming
-another host than the device's is refused, see `edge_agent.devices.addresses`) → snapshot (fetch,
+(GetDeviceInformation) → profiles → URIs (snapshot + stream of the first profile, moved to the
+registered host unless the camera is trusted; a URI naming another host than the device's is
+refused, see `edge_agent.devices.addresses`) → snapshot (fetch,
 check, and judge it when picture diagnosis is available). The whole run is bounded by one
 deadline, enforced outside the steps by `run_with_deadline`.
 """
@@ -129,6 +130,9 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
             )
 
             profiles, err = await run.step("profiles", client.profiles)
+            if client.trust_device_addresses:
+                # a trusted camera's own XAddr hosts may receive its credentials too
+                addresses = addresses.trusting(client.advertised_hosts)
             if profiles:
                 res.profiles = [protocol.ProfileInfo(**vars(p)) for p in profiles]
                 token = profiles[0].token  # the main stream comes first on every camera seen so far

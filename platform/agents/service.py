@@ -91,7 +91,11 @@ def _assignment(row: Camera | Checkpoint, box: SecretBox, kind: str) -> Assignme
     if row.onvif_host:
         pw = box.decrypt(row.onvif_password_enc) if row.onvif_password_enc else None  # ValueError: bad key
         onvif = OnvifCredentials(
-            host=row.onvif_host, port=row.onvif_port or 80, username=row.onvif_username or "", password=pw
+            host=row.onvif_host,
+            port=row.onvif_port or 80,
+            username=row.onvif_username or "",
+            password=pw,
+            trust_device_addresses=bool(row.onvif_trust_device_addresses),
         )
     if isinstance(row, Camera):
         return Assignment(

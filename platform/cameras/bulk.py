@@ -155,6 +155,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("onvif_port", "ONVIF端口", ("端口",)),
     Column("onvif_username", "用户名", ("onvif用户名", "username"), text=True),
     Column("onvif_password", "密码", ("onvif密码", "password"), text=True),
+    Column(
+        "onvif_trust_device_addresses",
+        "信任设备地址",
+        ("trust_device_addresses", "使用设备自报地址"),
+        choices=(_c(False, "否", "false", "no", "不信任"), _c(True, "是", "true", "yes", "信任")),
+    ),
     Column("rtsp_url", "RTSP地址", ("取流地址", "视频流地址"), text=True),
     Column("snapshot_url", "抓图地址", ("快照地址",), text=True),
     Column("health_interval_s", "巡检间隔(秒)", ("巡检间隔", "health_interval")),

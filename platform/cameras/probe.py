@@ -42,6 +42,7 @@ def build_request(ctx: AppContext, row: Camera) -> ProbeRequest:
             port=row.onvif_port or 80,
             username=row.onvif_username or "",
             password=password,
+            trust_device_addresses=bool(row.onvif_trust_device_addresses),
         )
     if onvif is None and not row.snapshot_url:
         raise ValidationFailed(

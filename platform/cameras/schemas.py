@@ -131,6 +131,11 @@ class OnvifIn(InputModel):
     port: int = Field(80, ge=1, le=65535)
     username: str = Field("", max_length=100)
     password: SecretStr | None = Field(None, description="write-only; encrypted at rest, never returned")
+    trust_device_addresses: bool = Field(
+        False,
+        description="use the addresses the device names in its answers; by default they are moved "
+        "to host:port (cameras behind NAT or a port forward)",
+    )
 
     @field_validator("host")
     @classmethod
@@ -149,6 +154,7 @@ class OnvifOut(BaseModel):
     port: int
     username: str
     has_password: bool
+    trust_device_addresses: bool = False
 
 
 def _url(v: str | None) -> str | None:

@@ -38,9 +38,11 @@ def apply_spec(row: Camera, spec: CameraSpec, box: SecretBox, *, keep_password: 
     if spec.onvif is None:
         row.onvif_host = row.onvif_port = row.onvif_username = None
         row.onvif_password_enc = None
+        row.onvif_trust_device_addresses = False
     else:
         row.onvif_host, row.onvif_port = spec.onvif.host, spec.onvif.port
         row.onvif_username = spec.onvif.username
+        row.onvif_trust_device_addresses = spec.onvif.trust_device_addresses
         if spec.onvif.password is not None:
             row.onvif_password_enc = box.encrypt(spec.onvif.password.get_secret_value())
         elif not keep_password:
@@ -56,6 +58,7 @@ def to_out(row: Camera) -> CameraOut:
             port=row.onvif_port or 80,
             username=row.onvif_username or "",
             has_password=row.onvif_password_enc is not None,
+            trust_device_addresses=bool(row.onvif_trust_device_addresses),
         )
     data = {c: getattr(row, c) for c in CameraOut.model_fields if hasattr(row, c) and c != "onvif"}
     return CameraOut(**data, onvif=onvif, division=row.device_id[:6])
@@ -71,6 +74,7 @@ def spec_of(row: Camera) -> dict[str, Any]:
             "host": row.onvif_host,
             "port": row.onvif_port or 80,
             "username": row.onvif_username or "",
+            "trust_device_addresses": bool(row.onvif_trust_device_addresses),
         }
     return {k: v for k, v in d.items() if v is not None}
 
@@ -145,6 +149,11 @@ def update(session: Session, device_id: str, patch: CameraPatch, box: SecretBox)
     if "onvif" in changes and changes["onvif"] is not None:
         # keep the stored password unless a new one is given
         changes["onvif"] = patch.onvif
+        if patch.onvif is not None and "trust_device_addresses" not in patch.onvif.model_fields_set:
+            # and the stored address setting: a form that does not show it must not reset it
+            changes["onvif"] = patch.onvif.model_copy(
+                update={"trust_device_addresses": bool(row.onvif_trust_device_addresses)}
+            )
     merged.update({k: v for k, v in changes.items() if k != "onvif"})
     if "onvif" in changes:
         merged["onvif"] = changes["onvif"]

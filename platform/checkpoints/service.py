@@ -80,12 +80,14 @@ def _apply(row: Checkpoint, spec: CheckpointSpec, box: SecretBox) -> None:
     if spec.onvif is None:
         row.onvif_host = row.onvif_port = row.onvif_username = None
         row.onvif_password_enc = None
+        row.onvif_trust_device_addresses = False
     else:
         row.onvif_host, row.onvif_port, row.onvif_username = (
             spec.onvif.host,
             spec.onvif.port,
             spec.onvif.username,
         )
+        row.onvif_trust_device_addresses = spec.onvif.trust_device_addresses
         if spec.onvif.password is not None:
             row.onvif_password_enc = box.encrypt(spec.onvif.password.get_secret_value())
 
@@ -98,6 +100,7 @@ def to_out(session: Session, row: Checkpoint) -> CheckpointOut:
             port=row.onvif_port or 80,
             username=row.onvif_username or "",
             has_password=row.onvif_password_enc is not None,
+            trust_device_addresses=bool(row.onvif_trust_device_addresses),
         )
     data = {
         c: getattr(row, c)
@@ -143,11 +146,17 @@ def update_checkpoint(
             "host": row.onvif_host,
             "port": row.onvif_port or 80,
             "username": row.onvif_username or "",
+            "trust_device_addresses": bool(row.onvif_trust_device_addresses),
         }
     changes = patch.model_dump(exclude_unset=True)
     for k, v in changes.items():
         if k == "onvif":
             merged["onvif"] = patch.onvif
+            if patch.onvif is not None and "trust_device_addresses" not in patch.onvif.model_fields_set:
+                # a form that does not show the address setting must not reset it
+                merged["onvif"] = patch.onvif.model_copy(
+                    update={"trust_device_addresses": bool(row.onvif_trust_device_addresses)}
+                )
         elif k != "camera_ids":
             merged[k] = v
     try:

@@ -31,6 +31,8 @@ class OnvifCredentials(BaseModel):
     port: int
     username: str
     password: str | None = Field(None, description="decrypted for the agent only; TLS in production")
+    # False: the XAddrs and URIs the device names are moved to host:port (cameras behind NAT)
+    trust_device_addresses: bool = False
 
 
 class Assignment(BaseModel):

@@ -24,6 +24,9 @@ class OnvifEndpoint(BaseModel):
     password: SecretStr = SecretStr("")
     # "wsse": WS-UsernameToken (ONVIF standard); "digest": HTTP Digest only; "both"
     transport_auth: Literal["wsse", "digest", "both"] = "wsse"
+    # False: the XAddrs and URIs the device names are moved to host:port (cameras behind NAT);
+    # True: they are used as the device names them
+    trust_device_addresses: bool = False
 
 
 class ProbeRequest(BaseModel):

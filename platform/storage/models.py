@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -128,6 +129,8 @@ class Camera(Base):
     onvif_port: Mapped[int | None] = mapped_column(Integer, default=None)
     onvif_username: Mapped[str | None] = mapped_column(String(100), default=None)
     onvif_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    # False: the XAddrs and URIs the device names are moved to the registered address (NAT)
+    onvif_trust_device_addresses: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     rtsp_url: Mapped[str | None] = mapped_column(String(1000), default=None)
     snapshot_url: Mapped[str | None] = mapped_column(String(1000), default=None)
     stream_uri: Mapped[str | None] = mapped_column(String(1000), default=None)
@@ -177,6 +180,7 @@ class Checkpoint(Base):
     onvif_port: Mapped[int | None] = mapped_column(Integer, default=None)
     onvif_username: Mapped[str | None] = mapped_column(String(100), default=None)
     onvif_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    onvif_trust_device_addresses: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(20), default="registered")
     status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     last_seen: Mapped[dt.datetime | None] = mapped_column(default=None)

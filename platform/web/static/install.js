@@ -41,6 +41,10 @@
     "in.onvif_port": ["ONVIF 端口", "ONVIF port"],
     "in.onvif_username": ["用户名", "Username"],
     "in.onvif_password": ["密码", "Password"],
+    "in.onvif_trust": [
+      "使用设备自报的地址（仅当摄像机与代理在同一网络、不经 NAT 或端口映射时勾选）",
+      "Use the addresses the device names (only when the agent reaches it directly, without NAT or port forwarding)",
+    ],
     "in.password.kept": ["已保存密码：留空则不变", "A password is stored: leave empty to keep it"],
     "in.password.again": [
       "地址已改：请重新输入密码（保存的密码不会跟到新地址）",
@@ -371,7 +375,12 @@
     }
     const host = text("#in-onvif-host");
     if (host) {
-      b.onvif = { host, port: num("#in-onvif-port") ?? 80, username: text("#in-onvif-username") };
+      b.onvif = {
+        host,
+        port: num("#in-onvif-port") ?? 80,
+        username: text("#in-onvif-username"),
+        trust_device_addresses: $("#in-onvif-trust").checked,
+      };
       const pw = $("#in-onvif-password").value;
       if (pw) b.onvif.password = pw;
     } else if (editing && editing.onvif) {
@@ -410,6 +419,7 @@
     set("#in-onvif-host", c.onvif ? c.onvif.host : "");
     set("#in-onvif-port", c.onvif ? c.onvif.port : 80);
     set("#in-onvif-username", c.onvif ? c.onvif.username : "");
+    $("#in-onvif-trust").checked = !!(c.onvif && c.onvif.trust_device_addresses);
     $("#in-onvif-password").value = "";
     passwordHint();
     updateMode();
