@@ -1,7 +1,7 @@
 """cameras and checkpoints: onvif_trust_device_addresses (use the addresses a device names, not NAT-rewritten)
 
 Revision ID: 0005_nat
-Revises: 0005_pass_search
+Revises: 0005_agent_zones
 Create Date: 2026-12-07 20:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_nat"
-down_revision: str | None = "0005_pass_search"
+down_revision: str | None = "0005_agent_zones"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
