@@ -473,6 +473,7 @@ def test_the_setting_is_a_sheet_column(client: TestClient, tokens: dict[str, str
 
 def test_the_assignment_carries_the_setting(client: TestClient, tokens: dict[str, str], ctx: Any) -> None:
     from tianwang.agents.service import assignments_for, record_heartbeat
+    from tianwang.auth.tokens import authenticate
     from tianwang.protocol.agents import Heartbeat
 
     h = auth(tokens["staff"])
@@ -486,7 +487,9 @@ def test_the_assignment_carries_the_setting(client: TestClient, tokens: dict[str
     assert client.post("/api/v1/cameras", json=camera_body(other), headers=h).status_code == 201
     with ctx.db.session() as s:
         record_heartbeat(
-            s, Heartbeat(agent_id="edge-1", version="t", capacity=10, zones=["*"]), "agent-token"
+            s,
+            Heartbeat(agent_id="edge-1", version="t", capacity=10, zones=["*"]),
+            authenticate(s, tokens["agent"]),
         )
         got = {a.device_id: a.onvif for a in assignments_for(s, "edge-1", ctx.box)}
     assert got[DEV] is not None and got[DEV].trust_device_addresses is True
