@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from tianwang.checkpoints import plates
 from tianwang.config import get_settings
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import BAD_TEXT
 from tianwang.protocol.ingest import Rejected
 from tianwang.protocol.sightings import (
     EXTRA_WARNINGS,
@@ -72,6 +73,9 @@ _NO_SUBJECT = frozenset({plates.PlateKind.none, plates.PlateKind.unread})
 # The PostgreSQL errors that send a COPY batch to the staging path: a row already stored (a
 # retry, or a concurrent insert of the same record), or a lock cycle with a concurrent batch.
 _RETRY_STAGED = (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected)
+# Errors that make an item corrupt rather than one field odd: never dropped with a warning, even
+# in an optional field (a plate with a NUL in it is no plate to store as "unread").
+_CORRUPT = frozenset({BAD_TEXT, "string_unicode"})
 
 
 @dataclass
@@ -179,7 +183,8 @@ def _one(
     except ValidationError as e:
         # an error with no field (the item is not an object) is never optional
         fields = {str(er["loc"][0]) if er["loc"] else "" for er in e.errors()}
-        if not isinstance(raw, dict) or not fields <= optional:
+        corrupt = any(er["type"] in _CORRUPT for er in e.errors())
+        if not isinstance(raw, dict) or corrupt or not fields <= optional:
             return Rejected(index=i, key=key, errors=_err_list(e))
         try:
             item = model.model_validate({k: v for k, v in raw.items() if k not in fields})
