@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tianwang.protocol.fields import Instant, Line, Text, check_json, safe_echo
 
-
 Key = str  # idempotency key: the same observation replayed carries the same key
 
 

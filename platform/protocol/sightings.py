@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from tianwang.protocol.fields import Instant, Line
-
 from tianwang.protocol.ingest import IngestReply
 
 KEY = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")

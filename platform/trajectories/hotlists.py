@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
+from tianwang.protocol.fields import Instant
 from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit
 
@@ -55,8 +56,8 @@ class HotlistIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=1000)
     case_no: str = Field(min_length=1, max_length=64)
-    valid_from: dt.datetime
-    valid_to: dt.datetime
+    valid_from: Instant
+    valid_to: Instant
     priority: int = Field(ge=0, le=100)
     fuzzy: bool = False
     entries: list[EntryIn] = Field(min_length=1, max_length=10_000)
