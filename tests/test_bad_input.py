@@ -223,6 +223,12 @@ def test_snapshots_refuse_only_the_item_with_a_bad_character(
         _check_reply(r, "quality" if field.startswith("quality.") else field, kind)
         want = [items[0]["key"], items[2]["key"]]
         assert _stored(ctx, Snapshot.key, [*want, made[1][0]["key"]]) == set(want), field
+    # a key the object store cannot hold is that item's refusal too, not a 422 for the batch
+    n = next(_serial)
+    items = [dict(item, width=160, height=120, quality=q) for item, q in (make(3 * n), make(3 * n + 2))]
+    odd = dict(items[0], key=f"snapshots/{FACE_CAMERA}/../x.jpg")
+    body = post_json(client, "/api/v1/ingest/snapshots", {"items": [items[0], odd, items[1]]}, h).json()
+    assert body["accepted"] == 2 and body["rejected"][0]["index"] == 1, body
 
 
 VIID_TEXT = (

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from tianwang.errors import NotFound
+from tianwang.errors import NotFound, ValidationFailed
 from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
 from tianwang.record_time import ts_problem
 from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Snapshot, utcnow
@@ -205,6 +205,12 @@ def ingest_snapshots(
                 info = store.stat(it.key)
             except NotFound:
                 info = None
+            except ValidationFailed:
+                # a key no store can hold ("..", an odd character): this item's fault, not the batch's
+                rejected.append(
+                    Rejected(index=i, key=it.key, errors=["key: not an object key the store can hold"])
+                )
+                continue
             # any other failure (the store is down) propagates as 503: the agent keeps the record
             # and retries, instead of being told it is invalid
             if info is None:
