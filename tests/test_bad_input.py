@@ -6,6 +6,7 @@ else answers 4xx, never 500 — on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import itertools
@@ -475,3 +476,31 @@ def test_deeply_nested_viid_body_is_a_4xx(
     h["Content-Type"] = "application/json"
     r = client.post("/api/v1/ingest/passes", content=deep, headers=h)
     assert 400 <= r.status_code < 500, r.text
+
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+# cursors a client could forge: a time that overflows, a key with a NUL, an id past 64 bits
+FORGED_CURSORS = (
+    _b64("0001-01-01T00:00:00+08:00|k-00000001"),
+    _b64("2026-01-01T00:00:00+00:00|k\x00"),
+    _b64("id:99999999999999999999999"),
+    _b64("off:99999999999999999999999"),
+)
+SAMPLE = {"plate_no": "粤B12345", "person_id": "P-0001", "imsi": "460001234567890"}
+
+
+def test_forged_cursors_are_422_on_every_paged_route(client: TestClient, tokens: dict[str, str]) -> None:
+    paged = [
+        (path, params) for path, params in _get_routes(client) if any(p["name"] == "cursor" for p in params)
+    ]
+    assert len(paged) >= 10
+    for path, params in paged:
+        url = re.sub(r"\{([^}]+)\}", lambda m: SAMPLE.get(m.group(1), "x"), path)
+        required = {p["name"]: SAMPLE[p["name"]] for p in params if p["in"] == "query" and p.get("required")}
+        for cursor in FORGED_CURSORS:
+            r = _get(client, tokens, url, {**required, "case_no": "A-2026-001", "cursor": cursor})
+            assert r.status_code == 422, (path, cursor, r.status_code, r.text)
+            assert [e["field"] for e in r.json()["errors"]] == ["cursor"], (path, r.json())
