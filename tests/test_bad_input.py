@@ -504,3 +504,14 @@ def test_forged_cursors_are_422_on_every_paged_route(client: TestClient, tokens:
             r = _get(client, tokens, url, {**required, "case_no": "A-2026-001", "cursor": cursor})
             assert r.status_code == 422, (path, cursor, r.status_code, r.text)
             assert [e["field"] for e in r.json()["errors"]] == ["cursor"], (path, r.json())
+
+
+def test_the_agent_escapes_what_a_device_said_in_its_health_reports() -> None:
+    from edge_agent.devices.errors import BadAnswer
+    from edge_agent.observe import _error
+
+    said = _error(BadAnswer("fault string: \x00\x1b[31m\ud800"))
+    item = HealthItem(key="h-agent-00000001", device_id="d1", ts=base_time(), reachable=False, error=said)
+    assert (
+        item.error is not None and "\\x00" in item.error and "\\x1b" in item.error and "\\ud800" in item.error
+    )

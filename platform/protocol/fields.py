@@ -46,6 +46,15 @@ def text_problem(value: str, *, multiline: bool = False) -> str | None:
     return f"contains the control character U+{c:04X}"
 
 
+def escape_text(value: str, *, multiline: bool = False) -> str:
+    """`value` with each character `text_problem` refuses written as its escape (`\\x00`): for a
+    sender that passes on text it did not write, such as a device's error message."""
+    bad = _NOT_IN_TEXT if multiline else _NOT_IN_LINE
+    return bad.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", value
+    )
+
+
 def _check(multiline: bool) -> Any:
     # before the length and pattern constraints, so a NUL is named as such, not as a mismatch
     def check(value: Any) -> Any:
