@@ -515,3 +515,26 @@ def test_the_agent_escapes_what_a_device_said_in_its_health_reports() -> None:
     assert (
         item.error is not None and "\\x00" in item.error and "\\x1b" in item.error and "\\ud800" in item.error
     )
+
+
+def test_hotlists_refuse_text_a_database_cannot_store(client: TestClient, tokens: dict[str, str]) -> None:
+    hotlist = {
+        "name": "h",
+        "reason": "r",
+        "case_no": "A-2026-001",
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_to": "2026-12-31T00:00:00Z",
+        "priority": 1,
+    }
+    entry = {"plate_no": "粤B12345", "note": "seen near the port"}
+    h = auth(tokens["investigator"])
+    for kind, bad in BAD.items():
+        cases = [(hotlist | {f: spoil(hotlist[f], bad)}, [entry], f) for f in ("name", "reason", "case_no")]
+        cases += [(hotlist, [entry | {f: spoil(entry[f], bad)}], f"entries.0.{f}") for f in entry]
+        cases += [(hotlist, [{"person_id": spoil("P-0001", bad)}], "entries.0.person_id")]
+        for body, entries, field in cases:
+            r = post_json(client, "/api/v1/hotlists", body | {"entries": entries}, h)
+            assert r.status_code == 422, (field, kind, r.text)
+            assert field in [e["field"] for e in r.json()["errors"]], (field, kind, r.json())
+    r = post_json(client, "/api/v1/hotlists", hotlist | {"reason": "two\nlines", "entries": [entry]}, h)
+    assert r.status_code == 201, r.text
