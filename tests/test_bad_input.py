@@ -230,6 +230,14 @@ def test_snapshots_refuse_only_the_item_with_a_bad_character(
     odd = dict(items[0], key=f"snapshots/{FACE_CAMERA}/../x.jpg")
     body = post_json(client, "/api/v1/ingest/snapshots", {"items": [items[0], odd, items[1]]}, h).json()
     assert body["accepted"] == 2 and body["rejected"][0]["index"] == 1, body
+    # JSON has no NaN or Infinity (PostgreSQL's json refuses them): a quality holding one is refused
+    for quality in ({"verdict": "ok", "blur": float("nan")}, {"verdict": "ok", "vendor": [float("inf")]}):
+        n = next(_serial)
+        items = [dict(item, width=160, height=120, quality=q) for item, q in (make(3 * n), make(3 * n + 2))]
+        nan = dict(make(3 * n + 1)[0], width=160, height=120, quality=quality)
+        body = post_json(client, "/api/v1/ingest/snapshots", {"items": [items[0], nan, items[1]]}, h).json()
+        assert body["accepted"] == 2 and body["rejected"][0]["index"] == 1, body
+        assert "quality" in body["rejected"][0]["errors"][0], body
 
 
 VIID_TEXT = (
