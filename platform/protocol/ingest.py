@@ -15,7 +15,7 @@ Key = str  # idempotency key: the same observation replayed carries the same key
 class HealthItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    key: Line = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    key: Key = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
     device_id: Line = Field(min_length=1, max_length=20)
     ts: Instant
     reachable: bool
@@ -54,7 +54,7 @@ class SnapshotItem(BaseModel):
     key: Line = Field(min_length=1, max_length=512)  # the object key from presign
     device_id: Line = Field(min_length=1, max_length=20)
     ts: Instant
-    sha256: Line = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     width: int = Field(ge=1, le=16384)
     height: int = Field(ge=1, le=16384)
     quality: Quality | None = None
@@ -63,7 +63,7 @@ class SnapshotItem(BaseModel):
 class PresignRequest(BaseModel):
     device_id: Line = Field(min_length=1, max_length=20)
     ts: Instant
-    sha256: Line = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=1, le=32 * 1024 * 1024)
     content_type: Literal["image/jpeg"] = "image/jpeg"
 

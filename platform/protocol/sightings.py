@@ -20,7 +20,7 @@ class PassItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    key: Line = KEY
+    key: str = KEY
     checkpoint_id: Line = Field(min_length=1, max_length=20)
     lane: int | None = Field(None, ge=0, le=99)
     ts: Instant
@@ -69,10 +69,10 @@ class RecordReply(IngestReply):
 class FaceItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    key: Line = KEY
+    key: str = KEY
     camera_id: Line = Field(min_length=1, max_length=20)
     ts: Instant
-    person_id: Line = Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")
+    person_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     confidence: float = Field(ge=0, le=1)
     image_key: Line | None = Field(None, max_length=1000)
 
@@ -80,10 +80,10 @@ class FaceItem(BaseModel):
 class PhoneItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    key: Line = KEY
+    key: str = KEY
     fence_id: Line = Field(min_length=1, max_length=64)
     ts: Instant
-    imsi: Line = Field(pattern=r"^\d{6,15}$")
-    imei: Line | None = Field(None, pattern=r"^\d{14,16}$")
-    mac: Line | None = Field(None, pattern=r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")
+    imsi: str = Field(pattern=r"^\d{6,15}$")
+    imei: str | None = Field(None, pattern=r"^\d{14,16}$")
+    mac: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")
     rssi: float | None = Field(None, ge=-200, le=50)

@@ -38,7 +38,7 @@ class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     plate_no: Line | None = Field(None, max_length=40)
-    imsi: Line | None = Field(None, pattern=r"^\d{6,15}$")
+    imsi: str | None = Field(None, pattern=r"^\d{6,15}$")
     person_id: Line | None = Field(None, min_length=1, max_length=64)
     note: Text | None = Field(None, max_length=500)
 

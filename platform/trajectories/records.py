@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from tianwang.checkpoints import plates
 from tianwang.config import get_settings
 from tianwang.errors import ValidationFailed
-from tianwang.protocol.fields import BAD_TEXT
+from tianwang.protocol.fields import BAD_TEXT, text_error
 from tianwang.protocol.ingest import Rejected
 from tianwang.protocol.sightings import (
     EXTRA_WARNINGS,
@@ -73,9 +73,6 @@ _NO_SUBJECT = frozenset({plates.PlateKind.none, plates.PlateKind.unread})
 # The PostgreSQL errors that send a COPY batch to the staging path: a row already stored (a
 # retry, or a concurrent insert of the same record), or a lock cycle with a concurrent batch.
 _RETRY_STAGED = (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected)
-# Errors that make an item corrupt rather than one field odd: never dropped with a warning, even
-# in an optional field (a plate with a NUL in it is no plate to store as "unread").
-_CORRUPT = frozenset({BAD_TEXT, "string_unicode"})
 
 
 @dataclass
@@ -160,7 +157,14 @@ Build = Callable[[int, Any, tuple[float, float], list[str]], Row]
 
 
 def _err_list(e: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
+    return [f"{'.'.join(str(p) for p in er['loc'])}: {text_error(er) or er['msg']}" for er in e.errors()]
+
+
+def _corrupt(e: ValidationError) -> bool:
+    """Whether the item holds text no database can store (a NUL, a control character, a lone
+    surrogate): corrupt, not odd, so refused even when the field is optional — a plate with a NUL
+    in it is no plate to store as "unread"."""
+    return any(er["type"] == BAD_TEXT or text_error(er) is not None for er in e.errors())
 
 
 def retention(days: int | None) -> int:
@@ -183,8 +187,7 @@ def _one(
     except ValidationError as e:
         # an error with no field (the item is not an object) is never optional
         fields = {str(er["loc"][0]) if er["loc"] else "" for er in e.errors()}
-        corrupt = any(er["type"] in _CORRUPT for er in e.errors())
-        if not isinstance(raw, dict) or corrupt or not fields <= optional:
+        if not isinstance(raw, dict) or not fields <= optional or _corrupt(e):
             return Rejected(index=i, key=key, errors=_err_list(e))
         try:
             item = model.model_validate({k: v for k, v in raw.items() if k not in fields})
