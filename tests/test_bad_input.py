@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from tests.conftest import ROLES, auth
@@ -48,7 +48,8 @@ def text_fields(model: type[BaseModel]) -> list[str]:
 
 
 def spoil(value: Any, bad: str) -> str:
-    """A value with a bad character in it (kept otherwise valid: the character is the only fault)."""
+    """A value with a bad character in it: the fault the check must name, even where the extra
+    character also makes the value one too long."""
     s = "" if value is None else str(value)
     return s[: len(s) // 2] + bad + s[len(s) // 2 :]
 
@@ -78,6 +79,25 @@ def test_every_record_model_has_its_text_fields_checked() -> None:
         (SnapshotItem, {"device_id", "key", "sha256"}),
     ):
         assert fields <= set(text_fields(model)), model
+
+
+def test_fields_keep_their_own_formats_and_lengths() -> None:
+    # the shared text check must not replace a field's own pattern or length
+    base = {"key": "k-00000001", "fence_id": "F-1", "ts": "2026-01-01T00:00:00Z", "imsi": "460001234567890"}
+    assert PhoneItem.model_validate(base).imsi == "460001234567890"
+    for bad in (
+        {"imsi": "4600abc"},
+        {"imei": "86x"},
+        {"mac": "zz"},
+        {"key": "k 0000001"},
+        {"fence_id": "F" * 65},
+    ):
+        with pytest.raises(ValidationError):
+            PhoneItem.model_validate(base | bad)
+    p = {"key": "k-00000001", "checkpoint_id": CP1, "ts": "2026-01-01T00:00:00Z"}
+    for bad in ({"plate_no": "粤" * 41}, {"vehicle_type": "K" * 11}, {"checkpoint_id": "4" * 21}):
+        with pytest.raises(ValidationError):
+            PassItem.model_validate(p | bad)
 
 
 # ---- ingest: one bad item is refused with its reason, the rest are stored
