@@ -31,6 +31,7 @@ from edge_agent.outbox import Outbox, health_key
 from edge_agent.probes import rtsp
 from edge_agent.settings import AgentSettings
 from tianwang.protocol.agents import Assignment
+from tianwang.protocol.fields import escape_text
 from tianwang.protocol.ingest import HealthItem
 
 log = logging.getLogger("edge_agent.observe")
@@ -40,7 +41,8 @@ NEEDS_REFERENCE = frozenset({"occlusion"})
 
 
 def _error(e: DeviceError) -> str:
-    return f"{e.code}: {e.message}"[:500]
+    # the message may quote the device: what the API refuses in text is sent escaped
+    return escape_text(f"{e.code}: {e.message}", multiline=True)[:500]
 
 
 def assignment_addresses(a: Assignment) -> DeviceAddresses:

@@ -25,7 +25,8 @@ def decode_cursor(cursor: str | None, tag: str = "id") -> int | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         got, value = raw.split(":", 1)
-        if got != tag or int(value) < 0:
+        # forged: past a 64-bit integer, SQLite cannot bind it
+        if got != tag or not 0 <= int(value) < 2**63:
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError):

@@ -178,6 +178,9 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
             "/objects/": MAX_PUT + 1024,
         },
     )
+    from tianwang.api.urlcheck import NoNulInUrl
+
+    app.add_middleware(NoNulInUrl)
     from tianwang.api import metrics as api_metrics
 
     api_metrics.install(app)  # after the other middleware: outermost, so it times everything

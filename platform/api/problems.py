@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tianwang.errors import TianwangError
+from tianwang.protocol.fields import text_error
 
 log = logging.getLogger("tianwang.api")
 PROBLEM = "application/problem+json"
@@ -37,8 +38,8 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def _safe_msg(err: dict[str, Any]) -> str:
     # pydantic puts the offending input in some messages; keep the message, never the input
-    # (it could be a password).
-    return str(err.get("msg", "invalid"))
+    # (it could be a password). Text refused for a NUL or a control character says so.
+    return text_error(err) or str(err.get("msg", "invalid"))
 
 
 def install(app: FastAPI) -> None:

@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from tianwang.errors import NotFound
+from tianwang.errors import NotFound, ValidationFailed
+from tianwang.protocol.fields import text_error
 from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
 from tianwang.record_time import ts_problem
 from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Snapshot, utcnow
@@ -135,7 +136,9 @@ def _validate(items: list[dict[str, Any]], model: Any) -> tuple[list[tuple[int, 
         try:
             item = model.model_validate(raw)
         except ValidationError as e:
-            errs = [f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
+            errs = [
+                f"{'.'.join(str(p) for p in er['loc'])}: {text_error(er) or er['msg']}" for er in e.errors()
+            ]
             bad.append(
                 Rejected(index=i, key=str(raw.get("key")) if isinstance(raw, dict) else None, errors=errs)
             )
@@ -207,6 +210,12 @@ def ingest_snapshots(
                 digest: str | None = store.accept_upload(it.key, it.sha256)
             except NotFound:
                 digest = None
+            except ValidationFailed:
+                # a key no store can hold ("..", an odd character): this item's fault, not the batch's
+                rejected.append(
+                    Rejected(index=i, key=it.key, errors=["key: not an object key the store can hold"])
+                )
+                continue
             # any other failure (the store is down) propagates as 503: the agent keeps the record
             # and retries, instead of being told it is invalid
             if digest is None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from tianwang.cameras.ids import CAMERA_KINDS, check_kind, parse_device_id
+from tianwang.protocol.fields import Instant
 from tianwang.validation import InputModel
 
 
@@ -194,7 +195,7 @@ class CameraFields(InputModel):
     direction_type: DirectionType | None = None
     resolution: str | None = Field(None, max_length=50)
     record_retention_days: int | None = Field(None, ge=1, le=3650)
-    install_time: dt.datetime | None = None
+    install_time: Instant | None = None
     management_unit: str | None = Field(None, max_length=200)
     # 一机一档 extension
     police_station: str | None = Field(None, max_length=200)

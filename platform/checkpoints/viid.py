@@ -26,6 +26,7 @@ import re
 from typing import Any
 
 from tianwang.checkpoints import codes, plates
+from tianwang.protocol.fields import safe_echo, text_problem, time_problem
 from tianwang.protocol.sightings import EXTRA_WARNINGS
 from tianwang.storage.models import utcnow
 
@@ -51,9 +52,13 @@ class BadBody(ValueError):
 
 def local_time(s: str) -> dt.datetime:
     """`yyyyMMddHHmmss` in China Standard Time → an aware datetime (UTC)."""
-    if not re.fullmatch(r"\d{14}", s):
+    if not re.fullmatch(r"[0-9]{14}", s):
         raise ValueError("PassTime must be yyyyMMddHHmmss (14 digits, local time +08:00)")
-    return dt.datetime.strptime(s, "%Y%m%d%H%M%S").replace(tzinfo=CST).astimezone(dt.UTC)
+    local = dt.datetime.strptime(s, "%Y%m%d%H%M%S").replace(tzinfo=CST)
+    why = time_problem(local)  # before the conversion, which overflows in year 1
+    if why is not None:
+        raise ValueError(f"PassTime {why}")
+    return local.astimezone(dt.UTC)
 
 
 def now_local() -> str:
@@ -75,10 +80,26 @@ def objects(body: Any) -> list[Any]:
 
 
 def _text(o: dict[str, Any], name: str) -> str | None:
+    """A field as text; raise ValueError naming it when it is no scalar or holds what a database
+    cannot store (a NUL, a control character, a lone surrogate): that object is refused."""
     v = o.get(name)
     if v is None or v == "":
         return None
-    return str(v).strip()
+    if isinstance(v, dict | list):
+        raise ValueError(f"{name}: must be a string or a number")
+    text = str(v).strip()
+    why = text_problem(text)
+    if why is not None:
+        raise ValueError(f"{name}: {why}")
+    return text
+
+
+def object_id(o: Any) -> str:
+    """An object's MotorVehicleID as it can be echoed in its status, whatever was sent."""
+    v = o.get("MotorVehicleID") if isinstance(o, dict) else None
+    if v is None or isinstance(v, dict | list):
+        return ""
+    return safe_echo(str(v)[:128]) or ""
 
 
 def to_pass(o: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tianwang.protocol.fields import Instant, Line, Text, check_json, safe_echo
 
 Key = str  # idempotency key: the same observation replayed carries the same key
 
@@ -14,18 +16,19 @@ class HealthItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: Key = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
-    device_id: str = Field(min_length=1, max_length=20)
-    ts: dt.datetime
+    device_id: Line = Field(min_length=1, max_length=20)
+    ts: Instant
     reachable: bool
     authenticated: bool | None = None
     latency_ms: float | None = Field(None, ge=0, le=3_600_000)
     clock_skew_s: float | None = Field(None, ge=-10 * 365 * 86400, le=10 * 365 * 86400)
     stream_ok: bool | None = None
-    error: str | None = Field(None, max_length=500)
+    error: Text | None = Field(None, max_length=500)
 
 
 class Quality(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # stored as JSON, which has no NaN or Infinity
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     signal_loss: float | None = None
     blur: float | None = None
@@ -36,15 +39,21 @@ class Quality(BaseModel):
     frozen: float | None = None
     scene_change: float | None = None
     verdict: Literal["ok", "fault"]
-    faults: list[str] = Field(default_factory=list, max_length=20)
+    faults: list[Line] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _storable_extras(self) -> Quality:
+        # the extra measures are stored as JSON as sent: no text in them PostgreSQL would refuse
+        check_json(self.model_extra)
+        return self
 
 
 class SnapshotItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    key: str = Field(min_length=1, max_length=512)  # the object key from presign
-    device_id: str = Field(min_length=1, max_length=20)
-    ts: dt.datetime
+    key: Line = Field(min_length=1, max_length=512)  # the object key from presign
+    device_id: Line = Field(min_length=1, max_length=20)
+    ts: Instant
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     width: int = Field(ge=1, le=16384)
     height: int = Field(ge=1, le=16384)
@@ -52,8 +61,8 @@ class SnapshotItem(BaseModel):
 
 
 class PresignRequest(BaseModel):
-    device_id: str = Field(min_length=1, max_length=20)
-    ts: dt.datetime
+    device_id: Line = Field(min_length=1, max_length=20)
+    ts: Instant
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=1, le=32 * 1024 * 1024)
     content_type: Literal["image/jpeg"] = "image/jpeg"
@@ -69,6 +78,12 @@ class Rejected(BaseModel):
     index: int
     key: str | None = None
     errors: list[str]
+
+    @field_validator("key", "errors")
+    @classmethod
+    def _echoable(cls, v: Any) -> Any:
+        # what a bad item sent is echoed: fit it for a UTF-8 reply, or the reply itself fails
+        return [safe_echo(e) for e in v] if isinstance(v, list) else safe_echo(v)
 
 
 class IngestReply(BaseModel):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from tianwang.protocol.fields import Instant, Line
 from tianwang.protocol.ingest import IngestReply
 
 KEY = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
@@ -22,16 +21,16 @@ class PassItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = KEY
-    checkpoint_id: str = Field(min_length=1, max_length=20)
+    checkpoint_id: Line = Field(min_length=1, max_length=20)
     lane: int | None = Field(None, ge=0, le=99)
-    ts: dt.datetime
-    plate_no: str | None = Field(None, max_length=40)
-    plate_color: str | int | None = None
-    vehicle_type: str | None = Field(None, max_length=10)
-    vehicle_color: str | int | None = None
+    ts: Instant
+    plate_no: Line | None = Field(None, max_length=40)
+    plate_color: Line | int | None = None
+    vehicle_type: Line | None = Field(None, max_length=10)
+    vehicle_color: Line | int | None = None
     speed_kmh: float | None = Field(None, ge=0, le=400)
     direction_deg: float | None = Field(None, ge=0, lt=360)
-    image_key: str | None = Field(None, max_length=1000)
+    image_key: Line | None = Field(None, max_length=1000)
 
 
 # What may be dropped from an item, with a warning, instead of refusing it.
@@ -71,19 +70,19 @@ class FaceItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = KEY
-    camera_id: str = Field(min_length=1, max_length=20)
-    ts: dt.datetime
-    person_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s]+$")
+    camera_id: Line = Field(min_length=1, max_length=20)
+    ts: Instant
+    person_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     confidence: float = Field(ge=0, le=1)
-    image_key: str | None = Field(None, max_length=1000)
+    image_key: Line | None = Field(None, max_length=1000)
 
 
 class PhoneItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = KEY
-    fence_id: str = Field(min_length=1, max_length=64)
-    ts: dt.datetime
+    fence_id: Line = Field(min_length=1, max_length=64)
+    ts: Instant
     imsi: str = Field(pattern=r"^\d{6,15}$")
     imei: str | None = Field(None, pattern=r"^\d{14,16}$")
     mac: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")

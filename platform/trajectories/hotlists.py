@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
+from tianwang.protocol.fields import Instant, Line, Text
 from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit
 
@@ -36,10 +37,10 @@ NO_CASE = "-"
 class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    plate_no: str | None = Field(None, max_length=40)
+    plate_no: Line | None = Field(None, max_length=40)
     imsi: str | None = Field(None, pattern=r"^\d{6,15}$")
-    person_id: str | None = Field(None, min_length=1, max_length=64)
-    note: str | None = Field(None, max_length=500)
+    person_id: Line | None = Field(None, min_length=1, max_length=64)
+    note: Text | None = Field(None, max_length=500)
 
     @model_validator(mode="after")
     def _one(self) -> EntryIn:
@@ -52,11 +53,11 @@ class EntryIn(BaseModel):
 class HotlistIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=1000)
-    case_no: str = Field(min_length=1, max_length=64)
-    valid_from: dt.datetime
-    valid_to: dt.datetime
+    name: Line = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=1000)
+    case_no: Line = Field(min_length=1, max_length=64)
+    valid_from: Instant
+    valid_to: Instant
     priority: int = Field(ge=0, le=100)
     fuzzy: bool = False
     entries: list[EntryIn] = Field(min_length=1, max_length=10_000)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from tianwang.checkpoints import plates
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import text_problem, time_problem
 from tianwang.storage.models import Camera, Checkpoint, FaceSighting, Fence, Pass, PhoneSighting, utcnow
 from tianwang.trajectories import trips
 
@@ -46,7 +47,8 @@ def decode_cursor(cursor: str | None) -> tuple[dt.datetime, str] | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, key = raw.split("|", 1)
         t = dt.datetime.fromisoformat(ts)
-        if t.tzinfo is None:
+        # a cursor is the client's to send back: a forged one may hold any time and any key
+        if t.tzinfo is None or time_problem(t) is not None or text_problem(key) is not None:
             raise ValueError
         return t, key
     except (ValueError, UnicodeDecodeError):

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from tianwang.checkpoints import plates
 from tianwang.config import get_settings
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import BAD_TEXT, text_error
 from tianwang.protocol.ingest import Rejected
 from tianwang.protocol.sightings import (
     EXTRA_WARNINGS,
@@ -158,7 +159,14 @@ Build = Callable[[int, Any, tuple[float, float], list[str]], Row]
 
 
 def _err_list(e: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in er['loc'])}: {er['msg']}" for er in e.errors()]
+    return [f"{'.'.join(str(p) for p in er['loc'])}: {text_error(er) or er['msg']}" for er in e.errors()]
+
+
+def _corrupt(e: ValidationError) -> bool:
+    """Whether the item holds text no database can store (a NUL, a control character, a lone
+    surrogate): corrupt, not odd, so refused even when the field is optional — a plate with a NUL
+    in it is no plate to store as "unread"."""
+    return any(er["type"] == BAD_TEXT or text_error(er) is not None for er in e.errors())
 
 
 def retention(days: int | None) -> int:
@@ -181,7 +189,7 @@ def _one(
     except ValidationError as e:
         # an error with no field (the item is not an object) is never optional
         fields = {str(er["loc"][0]) if er["loc"] else "" for er in e.errors()}
-        if not isinstance(raw, dict) or not fields <= optional:
+        if not isinstance(raw, dict) or not fields <= optional or _corrupt(e):
             return Rejected(index=i, key=key, errors=_err_list(e))
         try:
             item = model.model_validate({k: v for k, v in raw.items() if k not in fields})

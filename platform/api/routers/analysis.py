@@ -17,11 +17,12 @@ from tianwang.api.audit import Audited, audited
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
+from tianwang.protocol.fields import Instant
 from tianwang.trajectories import clones, companions, query
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
-From = Annotated[dt.datetime | None, Query(alias="from", description="window start (default: to − 7 days)")]
-To = Annotated[dt.datetime | None, Query(description="window end (default: now)")]
+From = Annotated[Instant | None, Query(alias="from", description="window start (default: to − 7 days)")]
+To = Annotated[Instant | None, Query(description="window end (default: now)")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 MAX_WINDOW = dt.timedelta(days=31)
 

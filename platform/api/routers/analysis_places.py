@@ -15,11 +15,12 @@ from pydantic import Field
 from tianwang.api.audit import Audited, audited
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import Instant
 from tianwang.trajectories import collision, entries, nightlife, query, staypoints
 from tianwang.validation import InputModel
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
-From = Annotated[dt.datetime | None, Query(alias="from")]
+From = Annotated[Instant | None, Query(alias="from")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Kind = Literal["vehicle", "phone", "person"]
 MAX_SPAN = dt.timedelta(days=92)  # night-active, first entry, stay points
@@ -46,8 +47,8 @@ class CollisionWindowIn(InputModel):
         max_length=collision.MAX_SENSORS,
         description="sensor ids instead of an area (fence / camera ids too)",
     )
-    frm: dt.datetime = Field(alias="from")
-    to: dt.datetime
+    frm: Instant = Field(alias="from")
+    to: Instant
 
 
 class CollisionIn(InputModel):
@@ -105,7 +106,7 @@ def stay_points(
     imsi: str | None = None,
     person_id: str | None = None,
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     anchor: Annotated[str, Query(description="the quiet hour, local HH:MM")] = staypoints.DEFAULT_ANCHOR,
     utc_offset: Annotated[str, Query(description="the city's zone")] = nightlife.DEFAULT_UTC_OFFSET,
     min_gap_s: Annotated[int, Query(ge=600, le=7 * 86400)] = staypoints.DEFAULT_MIN_GAP_S,
@@ -157,7 +158,7 @@ def first_entry(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.first_entry"))],
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     lookback_days: Annotated[float, Query(gt=0, le=366)] = entries.DEFAULT_LOOKBACK_DAYS,
     scope: Annotated[Literal["entry", "any"], Query(description="earlier passes that count")] = "entry",
     entry_checkpoint_ids: Annotated[
@@ -213,7 +214,7 @@ def night_active(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.night_active"))],
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     kind: Kind = "vehicle",
     night_start: Annotated[str, Query(description="local HH:MM")] = nightlife.DEFAULT_NIGHT_START,
     night_end: Annotated[str, Query(description="local HH:MM")] = nightlife.DEFAULT_NIGHT_END,

@@ -11,12 +11,13 @@ from tianwang.api.deps import DB, Ctx, require
 from tianwang.coverage import service
 from tianwang.coverage.live import LiveCoverage, State
 from tianwang.coverage.rates import Window, parse_step
+from tianwang.protocol.fields import Instant
 from tianwang.storage.models import Role
 from tianwang.storage.models import utcnow as _now
 
 router = APIRouter(prefix="/api/v1/coverage", tags=["coverage"], dependencies=[Depends(require(Role.staff))])
 AreaCode = Annotated[str | None, Query(pattern=r"^[0-9A-Za-z_\-]{2,32}$")]
-From = Annotated[dt.datetime | None, Query(alias="from")]
+From = Annotated[Instant | None, Query(alias="from")]
 Level = Annotated[str, Query(pattern="^(city|district|station|grid)$")]
 
 
@@ -43,7 +44,7 @@ def summary(
     st: LiveState,
     area_code: AreaCode = None,
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
 ) -> dict[str, Any]:
     """Rates and coverage of the city or one area; every figure with numerator, denominator, window."""
     return service.summary(db, st, area_code, _window(frm, to), ctx.settings.allowed_misses)
@@ -56,7 +57,7 @@ def areas(
     st: LiveState,
     level: Level = "district",
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
 ) -> dict[str, Any]:
     return service.area_rows(db, st, level, _window(frm, to), ctx.settings.allowed_misses)
 
@@ -79,7 +80,7 @@ def history(
     st: LiveState,
     area_code: AreaCode = None,
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     step: Annotated[str, Query(max_length=10)] = "1h",
 ) -> dict[str, Any]:
     return service.history(db, st, area_code, _window(frm, to), parse_step(step), ctx.settings.allowed_misses)
@@ -105,7 +106,7 @@ def report(
     level: Level = "district",
     fmt: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     worst: Annotated[int, Query(ge=0, le=1000)] = 20,
 ) -> Response:
     """The assessment report (考核报表): per area every rate with numerator, denominator and window,

@@ -13,6 +13,7 @@ from tianwang import clock
 from tianwang.api.deps import DB, HUMANS, Ctx, require
 from tianwang.cameras import service
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import Instant
 from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Role, Snapshot
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
@@ -50,8 +51,8 @@ class HealthOut(BaseModel):
 def camera_health(
     device_id: str,
     db: DB,
-    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    to: dt.datetime | None = None,
+    frm: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     limit: Limit = 1000,
 ) -> list[HealthOut]:
     service.get_row(db, device_id)
@@ -83,8 +84,8 @@ def camera_snapshots(
     device_id: str,
     db: DB,
     ctx: Ctx,
-    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    to: dt.datetime | None = None,
+    frm: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     limit: Limit = 100,
 ) -> list[SnapshotOut]:
     service.get_row(db, device_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from tianwang.api.audit import Audited, audited
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import Instant
 from tianwang.trajectories import fusion, query
 
 router = APIRouter(prefix="/api/v1", tags=["trajectories"])
@@ -22,8 +22,8 @@ def fuse(
     plate_no: str | None = None,
     person_id: str | None = None,
     imsi: str | None = None,
-    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    to: dt.datetime | None = None,
+    frm: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     top: Annotated[int, Query(ge=1, le=100, description="associations kept per kind")] = fusion.Params.top,
 ) -> dict[str, Any]:
     """Given exactly one of a plate, a person or a phone, the entities of the other two kinds ranked

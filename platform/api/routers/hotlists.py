@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.errors import TianwangError, ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
+from tianwang.protocol.fields import Instant
 from tianwang.storage.models import Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit, hotlists
 from tianwang.wakeups import ALARMS, WakeHub
@@ -153,7 +153,7 @@ def withdraw_hotlist(
 def list_alarms(
     db: DB,
     who: Investigator,
-    since: dt.datetime | None = None,
+    since: Instant | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
     case_no: CaseNo = None,

@@ -83,6 +83,10 @@ async def viid_motor_vehicles(request: Request, ctx: Ctx, _who: AgentOnly) -> JS
     except (ValueError, UnicodeDecodeError) as e:
         code = viid.INVALID_JSON_CONTENT if isinstance(e, viid.BadBody) else viid.INVALID_JSON_FORMAT
         return JSONResponse(viid.response([viid.status("", code, str(e))]), 400)
+    except RecursionError:
+        # arrays in arrays, thousands deep: the parser gives up before any object is read
+        why = "JSON nested too deeply"
+        return JSONResponse(viid.response([viid.status("", viid.INVALID_JSON_FORMAT, why)]), 400)
 
     def work() -> list[dict[str, Any]]:
         statuses: list[dict[str, Any] | None] = [None] * len(objs)
@@ -90,7 +94,7 @@ async def viid_motor_vehicles(request: Request, ctx: Ctx, _who: AgentOnly) -> JS
         extra: list[dict[str, Any]] = []
         where: list[int] = []
         for i, o in enumerate(objs):
-            oid = str(o.get("MotorVehicleID", "")) if isinstance(o, dict) else ""
+            oid = viid.object_id(o)
             try:
                 item, more = viid.to_pass(o)
             except ValueError as e:

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Query
 from tianwang.api.audit import Audited, audited
 from tianwang.api.deps import DB, require
 from tianwang.pagination import decode_cursor, encode_cursor
+from tianwang.protocol.fields import Instant
 from tianwang.trajectories import audit, query
 
 router = APIRouter(prefix="/api/v1", tags=["trajectories"])
-From = Annotated[dt.datetime | None, Query(alias="from")]
+From = Annotated[Instant | None, Query(alias="from")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Gap = Annotated[float, Query(ge=1, le=7 * 86400, description="a gap longer than this (s) starts a new trip")]
 
@@ -37,7 +38,7 @@ def vehicle_trajectory(
     db: DB,
     a: Annotated[Audited, Depends(audited("trajectories.vehicle"))],
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
     gap_s: Gap = query.DEFAULT_GAP_S,
@@ -52,7 +53,7 @@ def person_trajectory(
     db: DB,
     a: Annotated[Audited, Depends(audited("trajectories.person"))],
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
     gap_s: Gap = query.DEFAULT_GAP_S,
@@ -67,7 +68,7 @@ def phone_trajectory(
     db: DB,
     a: Annotated[Audited, Depends(audited("trajectories.phone"))],
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
     gap_s: Gap = query.DEFAULT_GAP_S,
@@ -81,7 +82,7 @@ def audit_log(
     db: DB,
     user: str | None = None,
     frm: From = None,
-    to: dt.datetime | None = None,
+    to: Instant | None = None,
     limit: Limit = 1000,
     cursor: str | None = None,
 ) -> dict[str, Any]:
