@@ -19,6 +19,7 @@ from tianwang.api.audit import Audited, audited
 from tianwang.api.deps import DB
 from tianwang.cameras import bulk
 from tianwang.errors import ValidationFailed
+from tianwang.protocol.fields import Instant
 from tianwang.trajectories import search
 
 router = APIRouter(prefix="/api/v1", tags=["passes"])
@@ -95,9 +96,9 @@ def _filter(
         list[str] | None, Query(description="GA/T 1400 行驶方向 codes 1–8", max_length=8)
     ] = None,
     frm: Annotated[
-        dt.datetime | None, Query(alias="from", description="window start (default: to − 1 day)")
+        Instant | None, Query(alias="from", description="window start (default: to − 1 day)")
     ] = None,
-    to: Annotated[dt.datetime | None, Query(description="window end (default: now)")] = None,
+    to: Annotated[Instant | None, Query(description="window end (default: now)")] = None,
 ) -> search.PassFilter:
     t = to or clock.now()
     f = search.PassFilter(
