@@ -9,8 +9,10 @@ and precision@1 against the simulator's truth, beside two peers measured in the 
 same subjects: the plain trajectory query (`query.trajectory`, one page of 1000) and the SQL floor
 of fusion — fetching the subject and its candidate sightings with nothing scored.
 
+The simulated days are the simulator's own (from a fixed Monday), so every run makes the same world.
 Usage: `python bench/bench_fusion.py [--vehicles N] [--people N] [--owners N] [--keep]
-[--db NAME --skip-load]`. Needs PostgreSQL at TIANWANG_TEST_PG_URL (default the test server).
+[--db NAME --skip-load] [--smoke]`. Needs PostgreSQL at TIANWANG_TEST_PG_URL (default the test
+server). `--smoke`: a few seconds at a tiny size, only to check that it runs.
 """
 
 from __future__ import annotations
@@ -18,27 +20,23 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
-import os
 import statistics
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 import psycopg
+from common import copy_rows, db_url, drop_db, make_db, movement_args, parse, pct, raw_dsn
 from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from simulator.city import generate_city
 from simulator.movement import MovementParams, simulate_movement
 from simulator.movement.cli import city_for
 from tianwang.checkpoints import plates
-from tianwang.storage import migrate
 from tianwang.storage.models import Camera, Checkpoint, Fence
 from tianwang.trajectories import fusion, partitions, query
 
-PG_URL = os.environ.get("TIANWANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TZ = dt.timezone(dt.timedelta(hours=8))
 GOAL_PRECISION = 0.95
 
@@ -119,18 +117,13 @@ def _load(url: str, batches: Any, days: list[dt.date]) -> tuple[dict[str, int], 
                 if d not in have:
                     partitions.create_day(c, table, d)
     eng.dispose()
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     n: collections.Counter[str] = collections.Counter()
     t0 = time.perf_counter()
     last = t0
     now = dt.datetime.now(dt.UTC)
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+    with psycopg.connect(raw_dsn(url)) as conn:
         for b in batches:
-            cols = COLUMNS[b.kind]
-            with cur.copy(f"COPY {TABLE[b.kind]} ({', '.join(cols)}) FROM STDIN") as cp:
-                for row in _rows(b.kind, b.items, now):
-                    cp.write_row(row)
-            n[b.kind] += len(b.items)
+            n[b.kind] += copy_rows(conn, TABLE[b.kind], COLUMNS[b.kind], _rows(b.kind, b.items, now))
             if time.perf_counter() - last > 30:
                 conn.commit()
                 last = time.perf_counter()
@@ -140,12 +133,8 @@ def _load(url: str, batches: Any, days: list[dt.date]) -> tuple[dict[str, int], 
     return dict(n), time.perf_counter() - t0
 
 
-def _pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.array(xs), q)) if xs else float("nan")
-
-
 def _fmt(xs: list[float]) -> str:
-    return f"p50 {_pct(xs, 50):.3f}s  p95 {_pct(xs, 95):.3f}s  max {max(xs):.3f}s"
+    return f"p50 {pct(xs, 0.5):.3f}s  p95 {pct(xs, 0.95):.3f}s  max {max(xs):.3f}s"
 
 
 def _floor(s: Session, kind: str, subject: str, frm: dt.datetime, to: dt.datetime) -> float:
@@ -161,30 +150,23 @@ def _floor(s: Session, kind: str, subject: str, frm: dt.datetime, to: dt.datetim
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--vehicles", type=int, default=100_000)
-    ap.add_argument("--people", type=int, default=150_000)
-    ap.add_argument("--days", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=1)
+    movement_args(ap)
     ap.add_argument("--owners", type=int, default=60, help="subjects queried (each by plate and by IMSI)")
     ap.add_argument("--db", help="database name to use (default: a fresh one, dropped at the end)")
     ap.add_argument("--skip-load", action="store_true", help="the database already holds this run's data")
     ap.add_argument("--keep", action="store_true", help="keep the database")
-    a = ap.parse_args()
+    a = parse(ap, smoke={"vehicles": 1000, "people": 1500, "owners": 5})
 
-    name = a.db or f"tw_bench_fusion_{uuid.uuid4().hex[:8]}"
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    if not a.skip_load:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        migrate.upgrade(url)
+    if a.db and a.skip_load:
+        name, url = a.db, db_url(a.db)
+    else:
+        name, url = make_db("fusion", name=a.db)
     try:
-        start = dt.datetime.now(TZ).date() - dt.timedelta(days=a.days)
         t = time.perf_counter()
         city = generate_city(city_for(a.vehicles, a.seed))
-        batches, truth, sim = simulate_movement(
-            city, MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed, start=start)
-        )
+        mp = MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed)
+        start = mp.start  # the simulator's fixed first day: the same world on every day the bench runs
+        batches, truth, sim = simulate_movement(city, mp)
         print(
             f"city: {len(city.checkpoints)} checkpoints, {len(sim.roads.face_ids)} face cameras, "
             f"{len(sim.roads.fence_bodies)} fences; world {time.perf_counter() - t:.0f}s",
@@ -237,6 +219,8 @@ def main() -> None:
             and o["vehicles"][0]["plate_no"] not in cloned
             and pass_count[o["vehicles"][0]["plate_no"]] >= 10
         ]
+        if not own:
+            raise SystemExit("no vehicle owner fits the sample (too small a world: more --vehicles)")
         rng = np.random.default_rng(0)
         sample = [own[k] for k in rng.choice(len(own), min(a.owners, len(own)), replace=False)]
         eng = create_engine(url)
@@ -298,10 +282,10 @@ def main() -> None:
             print(f"  {q:16s} " + "   ".join(line) + note)
         print(f"goal: precision@1 ≥ {GOAL_PRECISION} (plate ↔ phone, plate → person) at the default floor")
     finally:
-        if not a.keep and not a.db:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        if a.keep or a.db:
+            print(f"kept database {name}: {url}")
+        else:
+            drop_db(name)
 
 
 if __name__ == "__main__":

@@ -80,11 +80,12 @@ def _admin(sql: str) -> None:
         admin.dispose()
 
 
-def make_db(kind: str, *, migrated: bool = True) -> tuple[str, str]:
-    """A new database `tw_bench_[TAG_]KIND_xxxxxxxx` (migrated to the head unless told): (name, URL)."""
+def make_db(kind: str, *, migrated: bool = True, name: str | None = None) -> tuple[str, str]:
+    """A new database, `name` or `tw_bench_[TAG_]KIND_xxxxxxxx`, migrated to the head unless told:
+    (name, URL)."""
     from tianwang.storage import migrate
 
-    name = "_".join(x for x in ("tw_bench", DB_TAG, kind, uuid.uuid4().hex[:8]) if x)
+    name = name or "_".join(x for x in ("tw_bench", DB_TAG, kind, uuid.uuid4().hex[:8]) if x)
     try:
         _admin(f'CREATE DATABASE "{name}"')
     except Exception as e:
