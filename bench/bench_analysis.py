@@ -33,32 +33,25 @@ from typing import Any
 
 import psycopg
 import psycopg.sql
-from common import copy_rows, db_url, drop_db, make_db, movement_args, parse, pct, raw_dsn
+from common import (
+    PASS_COLS,
+    SimulatedPasses,
+    copy_rows,
+    db_url,
+    drop_db,
+    make_db,
+    movement_args,
+    movement_world,
+    parse,
+    pct,
+    raw_dsn,
+)
 from sqlalchemy import text
 
-from simulator.city import generate_city
-from simulator.movement import MovementParams, simulate_movement
-from simulator.movement.cli import city_for
-from tianwang.checkpoints import plates
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint, Road
 from tianwang.trajectories import clones, companions, partitions
 
-COLS = (
-    "plate_no",
-    "ts",
-    "key",
-    "checkpoint_id",
-    "plate_kind",
-    "plate_valid",
-    "lane",
-    "plate_color",
-    "vehicle_type",
-    "vehicle_color",
-    "speed_kmh",
-    "direction_deg",
-    "received_at",
-)
 GOAL = 0.95
 TRAJECTORY = "SELECT ts, checkpoint_id FROM passes WHERE plate_no = :p AND ts >= :f AND ts <= :t"
 
@@ -85,30 +78,14 @@ def peak_rss() -> float:
 
 
 def load_registry(db: Database, city: Any) -> None:
+    keys = ("checkpoint_id", "name", "lon", "lat", "direction_deg", "lanes", "road", "area_code")
     with db.session() as s:
-        for cp in city.checkpoints:
-            s.add(
-                Checkpoint(
-                    checkpoint_id=cp["checkpoint_id"],
-                    name=cp["name"],
-                    lon=cp["lon"],
-                    lat=cp["lat"],
-                    direction_deg=cp["direction_deg"],
-                    lanes=cp["lanes"],
-                    road=cp.get("road"),
-                    area_code=cp["area_code"],
-                )
-            )
-        for f in city.roads_geojson()["features"]:
-            pr = f["properties"]
-            s.add(
-                Road(
-                    road_id=f["id"],
-                    road_class=pr["road_class"],
-                    geometry=f["geometry"],
-                    length_m=pr["length_m"],
-                )
-            )
+        s.add_all(Checkpoint(**{k: cp.get(k) for k in keys}) for cp in city.checkpoints)
+        s.add_all(
+            Road(road_id=f["id"], geometry=f["geometry"], road_class=f["properties"]["road_class"],
+                 length_m=f["properties"]["length_m"])
+            for f in city.roads_geojson()["features"]
+        )  # fmt: skip
 
 
 def make_partitions(db: Database, frm: dt.datetime, to: dt.datetime) -> None:
@@ -122,39 +99,21 @@ def make_partitions(db: Database, frm: dt.datetime, to: dt.datetime) -> None:
 
 
 def pass_rows(batches: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
-    """The simulator's passes as the ingest would store them (plate classified, colours as codes)."""
-    kinds: dict[str, tuple[str, str, bool]] = {}
-    colour: dict[Any, str | None] = {None: None}
-    now = dt.datetime.now(dt.UTC)
+    """The simulator's passes as the ingest would store them, with progress every million."""
+    conv = SimulatedPasses(dt.datetime.now(dt.UTC))
     n = 0
     for b in batches:
-        if b.kind != "passes":
-            continue
-        for it in b.items:
-            raw = it["plate_no"]
-            k = kinds.get(raw)
-            if k is None:
-                p = plates.read(raw)
-                k = kinds[raw] = (p.plate_no, p.kind.value, p.valid)
-            pc, vc = it.get("plate_color"), it.get("vehicle_color")
-            if pc not in colour:
-                colour[pc] = plates.colour_code(pc)
-            if vc not in colour:
-                colour[vc] = plates.colour_code(vc)
-            ts = dt.datetime.fromisoformat(it["ts"])
-            yield (
-                k[0], ts, it["key"], it["checkpoint_id"], k[1], k[2], it.get("lane"), colour[pc],
-                it.get("vehicle_type"), colour[vc], it.get("speed_kmh"), it.get("direction_deg"), now,
-            )  # fmt: skip
-            n += 1
-        if n and n % 1_000_000 < len(b.items):
-            print(f"  {n:,} passes copied", flush=True)
+        if b.kind == "passes":
+            yield from conv.rows(b.items)
+            n += len(b.items)
+            if n % 1_000_000 < len(b.items):
+                print(f"  {n:,} passes copied", flush=True)
 
 
 def copy_passes(url: str, batches: Iterable[Any]) -> int:
     """Stream the simulator's pass batches into `passes` by binary COPY."""
     with psycopg.connect(raw_dsn(url)) as conn:
-        n = copy_rows(conn, "passes", COLS, pass_rows(batches))
+        n = copy_rows(conn, "passes", PASS_COLS, pass_rows(batches))
         conn.commit()
         conn.execute("ANALYZE passes")
         conn.commit()
@@ -179,10 +138,7 @@ def main() -> None:
 
     tz = dt.timezone(dt.timedelta(hours=8))
     t = time.perf_counter()
-    city = generate_city(city_for(a.vehicles, a.seed))
-    mp = MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed)
-    start = mp.start  # the simulator's fixed first day: the same world on every day the bench runs
-    batches, truth, _sim = simulate_movement(city, mp)
+    city, start, batches, truth, _sim = movement_world(a)
     print(
         f"city {len(city.node_lon)} nodes, {len(city.edge_u)} roads, {len(city.checkpoints)} checkpoints; "
         f"world {time.perf_counter() - t:.1f}s",

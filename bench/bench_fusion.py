@@ -22,18 +22,15 @@ import collections
 import datetime as dt
 import statistics
 import time
+from collections.abc import Iterable
 from typing import Any
 
+import common
 import numpy as np
 import psycopg
-from common import copy_rows, db_url, drop_db, make_db, movement_args, parse, pct, raw_dsn
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.orm import Session
 
-from simulator.city import generate_city
-from simulator.movement import MovementParams, simulate_movement
-from simulator.movement.cli import city_for
-from tianwang.checkpoints import plates
 from tianwang.storage.models import Camera, Checkpoint, Fence
 from tianwang.trajectories import fusion, partitions, query
 
@@ -41,34 +38,19 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 GOAL_PRECISION = 0.95
 
 COLUMNS = {
-    "passes": (
-        "plate_no",
-        "ts",
-        "key",
-        "checkpoint_id",
-        "plate_kind",
-        "plate_valid",
-        "lane",
-        "speed_kmh",
-        "received_at",
-    ),
+    "passes": common.PASS_COLS,
     "faces": ("person_id", "ts", "key", "camera_id", "confidence", "received_at"),
     "phones": ("imsi", "ts", "key", "fence_id", "rssi", "received_at"),
 }
 TABLE = {"passes": "passes", "faces": "face_sightings", "phones": "phone_sightings"}
 
 
-def _rows(kind: str, items: list[dict[str, Any]], now: dt.datetime) -> list[tuple[Any, ...]]:
-    ts = dt.datetime.fromisoformat
+def _rows(
+    kind: str, items: list[dict[str, Any]], passes: common.SimulatedPasses
+) -> Iterable[tuple[Any, ...]]:
+    ts, now = dt.datetime.fromisoformat, passes.now
     if kind == "passes":
-        out = []
-        for i in items:
-            p = plates.read(i["plate_no"])
-            out.append(
-                (p.plate_no, ts(i["ts"]), i["key"], i["checkpoint_id"], p.kind.value, p.valid, i.get("lane"),
-                 i.get("speed_kmh"), now)
-            )  # fmt: skip
-        return out
+        return passes.rows(items)
     if kind == "faces":
         return [(i["person_id"], ts(i["ts"]), i["key"], i["camera_id"], i["confidence"], now) for i in items]
     return [(i["imsi"], ts(i["ts"]), i["key"], i["fence_id"], i.get("rssi"), now) for i in items]
@@ -120,10 +102,12 @@ def _load(url: str, batches: Any, days: list[dt.date]) -> tuple[dict[str, int], 
     n: collections.Counter[str] = collections.Counter()
     t0 = time.perf_counter()
     last = t0
-    now = dt.datetime.now(dt.UTC)
-    with psycopg.connect(raw_dsn(url)) as conn:
+    passes = common.SimulatedPasses(dt.datetime.now(dt.UTC))
+    with psycopg.connect(common.raw_dsn(url)) as conn:
         for b in batches:
-            n[b.kind] += copy_rows(conn, TABLE[b.kind], COLUMNS[b.kind], _rows(b.kind, b.items, now))
+            n[b.kind] += common.copy_rows(
+                conn, TABLE[b.kind], COLUMNS[b.kind], _rows(b.kind, b.items, passes)
+            )
             if time.perf_counter() - last > 30:
                 conn.commit()
                 last = time.perf_counter()
@@ -134,7 +118,7 @@ def _load(url: str, batches: Any, days: list[dt.date]) -> tuple[dict[str, int], 
 
 
 def _fmt(xs: list[float]) -> str:
-    return f"p50 {pct(xs, 0.5):.3f}s  p95 {pct(xs, 0.95):.3f}s  max {max(xs):.3f}s"
+    return f"p50 {common.pct(xs, 0.5):.3f}s  p95 {common.pct(xs, 0.95):.3f}s  max {max(xs):.3f}s"
 
 
 def _floor(s: Session, kind: str, subject: str, frm: dt.datetime, to: dt.datetime) -> float:
@@ -150,23 +134,20 @@ def _floor(s: Session, kind: str, subject: str, frm: dt.datetime, to: dt.datetim
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    movement_args(ap)
+    common.movement_args(ap)
     ap.add_argument("--owners", type=int, default=60, help="subjects queried (each by plate and by IMSI)")
     ap.add_argument("--db", help="database name to use (default: a fresh one, dropped at the end)")
     ap.add_argument("--skip-load", action="store_true", help="the database already holds this run's data")
     ap.add_argument("--keep", action="store_true", help="keep the database")
-    a = parse(ap, smoke={"vehicles": 1000, "people": 1500, "owners": 5})
+    a = common.parse(ap, smoke={"vehicles": 1000, "people": 1500, "owners": 5})
 
     if a.db and a.skip_load:
-        name, url = a.db, db_url(a.db)
+        name, url = a.db, common.db_url(a.db)
     else:
-        name, url = make_db("fusion", name=a.db)
+        name, url = common.make_db("fusion", name=a.db)
     try:
         t = time.perf_counter()
-        city = generate_city(city_for(a.vehicles, a.seed))
-        mp = MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed)
-        start = mp.start  # the simulator's fixed first day: the same world on every day the bench runs
-        batches, truth, sim = simulate_movement(city, mp)
+        city, start, batches, truth, sim = common.movement_world(a)
         print(
             f"city: {len(city.checkpoints)} checkpoints, {len(sim.roads.face_ids)} face cameras, "
             f"{len(sim.roads.fence_bodies)} fences; world {time.perf_counter() - t:.0f}s",
@@ -285,7 +266,7 @@ def main() -> None:
         if a.keep or a.db:
             print(f"kept database {name}: {url}")
         else:
-            drop_db(name)
+            common.drop_db(name)
 
 
 if __name__ == "__main__":

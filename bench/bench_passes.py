@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from common import copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
+from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
 
 from tianwang.auth.tokens import create_token
 from tianwang.storage.db import Database
@@ -43,19 +43,6 @@ from tianwang.trajectories import partitions
 
 PROVINCE = "粤"
 N_CHECKPOINTS = 300
-# what the API stores for a valid ordinary plate, so the COPY peer writes the very same rows
-COLS = (
-    "plate_no",
-    "ts",
-    "key",
-    "checkpoint_id",
-    "plate_kind",
-    "plate_valid",
-    "lane",
-    "plate_color",
-    "speed_kmh",
-    "received_at",
-)
 
 
 def cp_id(i: int) -> str:
@@ -94,15 +81,16 @@ def setup(url: str, days_back: int) -> tuple[str, str]:
 def pass_row(
     rnd: random.Random, plate_i: int, ts: dt.datetime, key: str, now: dt.datetime
 ) -> tuple[Any, ...]:
-    """One pass in COLS order, as the API stores a valid ordinary plate (checkpoint, lane, speed drawn)."""
-    lane, cp = rnd.randrange(1, 5), cp_id(rnd.randrange(N_CHECKPOINTS))
-    return (plate(plate_i), ts, key, cp, "ordinary", True, lane, "5", float(rnd.randrange(20, 90)), now)
+    """One pass in PASS_COLS order, as the API stores a valid ordinary plate sent with a lane, a plate
+    colour and a speed (the checkpoint, lane and speed drawn): the COPY peer writes the very same rows."""
+    lane, cp, speed = rnd.randrange(1, 5), cp_id(rnd.randrange(N_CHECKPOINTS)), float(rnd.randrange(20, 90))
+    return (plate(plate_i), ts, key, cp, "ordinary", True, lane, "5", None, None, speed, None, now)
 
 
 def gen_rows(
     n: int, start: dt.datetime, span_s: int, plates_n: int, seed: int, tag: str
 ) -> list[tuple[Any, ...]]:
-    """Rows in COLS order, as the API would store them."""
+    """Rows in PASS_COLS order, as the API would store them."""
     rnd = random.Random(seed)
     now = dt.datetime.now(dt.UTC)
     return [
@@ -123,7 +111,7 @@ def copy_passes(dsn: str, rows: Iterable[tuple[Any, ...]]) -> tuple[float, float
     with psycopg.connect(dsn) as conn:
         pid = conn.info.backend_pid
         db0, cl0, t0 = cpu_s([pid]), time.process_time(), time.perf_counter()
-        copy_rows(conn, "passes", COLS, rows)
+        copy_rows(conn, "passes", PASS_COLS, rows)
         conn.commit()
         return time.perf_counter() - t0, cpu_s([pid]) - db0, time.process_time() - cl0
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 import psycopg
-from bench_passes import COLS, N_CHECKPOINTS, pass_row, plate, setup  # the sibling bench's helpers
-from common import copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
+from bench_passes import N_CHECKPOINTS, pass_row, plate, setup  # the sibling bench's helpers
+from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
 
 DAYS = 30
 HEAVY = 1000  # busy plates (taxis, vans): the ones an investigator follows over weeks
@@ -44,7 +44,7 @@ FLOOR_SQL = (
 
 
 def day_rows(day: dt.datetime, n: int, plates_n: int, rnd: random.Random, tag: str) -> list[tuple[Any, ...]]:
-    """One day's passes in COLS order: a share on the busy plates, the rest on the long tail."""
+    """One day's passes in PASS_COLS order: a share on the busy plates, the rest on the long tail."""
     now = dt.datetime.now(dt.UTC)
     rows = []
     for i in range(n):
@@ -63,7 +63,7 @@ def load(dsn: str, total: int, plates_n: int, start: dt.datetime) -> None:
             n = per_day if d < DAYS - 1 else total - per_day * (DAYS - 1)
             rows = day_rows(start + dt.timedelta(days=d), n, plates_n, rnd, f"d{d:02d}")
             t1 = time.perf_counter()
-            copy_rows(conn, "passes", COLS, rows)
+            copy_rows(conn, "passes", PASS_COLS, rows)
             conn.commit()
             copy_s += time.perf_counter() - t1
             if d % 5 == 4:

@@ -9,6 +9,7 @@ is the first entry of its `sys.path`, so they import this module as `common`.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import socket
@@ -51,6 +52,55 @@ def movement_args(ap: argparse.ArgumentParser, vehicles: int = 100_000, people: 
     ap.add_argument("--people", type=int, default=people)
     ap.add_argument("--days", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+
+
+def movement_world(a: argparse.Namespace) -> tuple[Any, dt.date, Iterator[Any], Any, Any]:
+    """The movement simulator's world for --vehicles, --people, --days, --seed: (city, first day,
+    batches, truth, simulation). The days are the simulator's own, from a fixed Monday, so that every
+    run makes the same world whatever the date (the records are COPYed in, past any retention check)."""
+    from simulator.city import generate_city
+    from simulator.movement import MovementParams, simulate_movement
+    from simulator.movement.cli import city_for
+
+    city = generate_city(city_for(a.vehicles, a.seed))
+    mp = MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed)
+    batches, truth, sim = simulate_movement(city, mp)
+    return city, mp.start, batches, truth, sim
+
+
+# a pass as the ingest stores it (image_key and device_id aside), in the order the benches write rows
+PASS_COLS = ("plate_no", "ts", "key", "checkpoint_id", "plate_kind", "plate_valid", "lane", "plate_color",
+             "vehicle_type", "vehicle_color", "speed_kmh", "direction_deg", "received_at")  # fmt: skip
+
+
+class SimulatedPasses:
+    """The movement simulator's pass items as rows in PASS_COLS order, as the ingest would store them:
+    the plate classified (`plates.read`), colours as codes (each distinct value worked out once)."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+        self.kinds: dict[str, tuple[str, str, bool]] = {}
+        self.colour: dict[Any, str | None] = {None: None}
+
+    def rows(self, items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Any, ...]]:
+        from tianwang.checkpoints import plates
+
+        kinds, colour = self.kinds, self.colour
+        for it in items:
+            raw = it["plate_no"]
+            k = kinds.get(raw)
+            if k is None:
+                p = plates.read(raw)
+                k = kinds[raw] = (p.plate_no, p.kind.value, p.valid)
+            pc, vc = it.get("plate_color"), it.get("vehicle_color")
+            for c in (pc, vc):
+                if c not in colour:
+                    colour[c] = plates.colour_code(c)
+            yield (
+                k[0], dt.datetime.fromisoformat(it["ts"]), it["key"], it["checkpoint_id"], k[1], k[2],
+                it.get("lane"), colour[pc], it.get("vehicle_type"), colour[vc], it.get("speed_kmh"),
+                it.get("direction_deg"), self.now,
+            )  # fmt: skip
 
 
 def pct(xs: Sequence[float], p: float) -> float:
