@@ -134,7 +134,7 @@ def main() -> None:
         metavar="DBNAME",
         help="a database kept by an earlier run with the same arguments",
     )
-    a = parse(ap, smoke={"vehicles": 1000, "people": 1500})
+    a = parse(ap, smoke={"vehicles": 400, "people": 500})
 
     tz = dt.timezone(dt.timedelta(hours=8))
     t = time.perf_counter()

@@ -139,7 +139,7 @@ def main() -> None:
     ap.add_argument("--db", help="database name to use (default: a fresh one, dropped at the end)")
     ap.add_argument("--skip-load", action="store_true", help="the database already holds this run's data")
     ap.add_argument("--keep", action="store_true", help="keep the database")
-    a = common.parse(ap, smoke={"vehicles": 1000, "people": 1500, "owners": 5})
+    a = common.parse(ap, smoke={"vehicles": 400, "people": 500, "owners": 5})
 
     if a.db and a.skip_load:
         name, url = a.db, common.db_url(a.db)
