@@ -9,7 +9,9 @@ whole module is marked `bench`: `pytest -m "not bench"` leaves it out.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib.util
 import os
 import re
 import signal
@@ -18,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -133,3 +136,32 @@ def test_bench_runs_at_smoke_size(bench: Path, tmp_path: Path) -> None:
     assert not list(tmp.iterdir()), f"{bench.name} left temporary files: {sorted(tmp.iterdir())}"
     assert not dbs, f"{bench.name} left databases (dropped now): {dbs}"
     print(f"{bench.name} --smoke: {took:.1f} s, {len(figures)} lines with figures")
+
+
+def _common() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_common", ROOT / "bench" / "common.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_smoke_sizes_replace_the_defaults_but_not_what_is_given() -> None:
+    common = _common()
+
+    def ap() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser()
+        p.add_argument("n", nargs="?", type=int, default=200)
+        p.add_argument("--rows", type=int, default=100_000)
+        return p
+
+    smoke = {"n": 3, "rows": 10, "seconds": 0.5}
+    full = common.parse(ap(), smoke, [])
+    assert (full.n, full.rows, full.smoke) == (200, 100_000, False)
+    small = common.parse(ap(), smoke, ["--smoke"])
+    assert (small.n, small.rows, small.seconds, small.smoke) == (3, 10, 0.5, True)
+    given = common.parse(ap(), smoke, ["7", "--smoke", "--rows", "50"])
+    assert (given.n, given.rows) == (7, 50)
+    assert common.pct([], 0.5) != common.pct([], 0.5)  # NaN when there is nothing to rank
+    assert common.pct([3.0, 1.0, 2.0, 4.0], 0.5) == 3.0
+    assert common.pct([3.0, 1.0, 2.0, 4.0], 0.99) == 4.0
