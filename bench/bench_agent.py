@@ -5,11 +5,13 @@ Compared in the same run with: a naive sequential loop over the same devices wit
 client (the peer; goal ≥ 50× slower than the agent), and the raw loopback HTTP request rate to the
 same simulator (the limit). The simulator runs in a child process, so CPU time here is the agent's
 (plus, for the snapshot pipeline, the in-process API's — said so in the output).
-Usage: `python bench/bench_agent.py [N] [LATENCY_S] [ROUNDS]` (defaults 200 0.2 3).
+Usage: `python bench/bench_agent.py [N] [LATENCY_S] [ROUNDS] [--smoke]` (defaults 200 0.2 3;
+`--smoke`: a few seconds at a tiny size, only to check that it runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing as mp
 import os
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import parse
 
 from edge_agent.devices.onvif_client import OnvifClient, OnvifPool, warm_wsdl
 from edge_agent.metrics import Metrics
@@ -39,12 +42,15 @@ CLOCK = (
 
 
 def serve(n: int, latency_s: float, conn: Connection) -> None:
+    """Child process: the simulated cameras, each answering after `latency_s`; the parent may send
+    ("latency", s) to change that, then "stop"."""
     with SimulatorThread(n_cameras=n, n_checkpoints=0, seed=5) as sim:
-        if latency_s > 0:
+        msg: Any = ("latency", latency_s)
+        while msg != "stop":
             for d in sim.devices:
-                sim.set_faults(d.device_id, {"slow": latency_s})
-        conn.send(sim.describe())
-        conn.recv()
+                sim.set_faults(d.device_id, {"slow": msg[1] or None})
+            conn.send(sim.describe())
+            msg = conn.recv()
 
 
 def assignments(described: list[dict[str, Any]]) -> list[Assignment]:
@@ -61,11 +67,15 @@ def assignments(described: list[dict[str, Any]]) -> list[Assignment]:
     ]
 
 
-async def agent_health(devs: list[Assignment], rounds: int, concurrency: int) -> tuple[float, float, int]:
+async def agent_health(
+    devs: list[Assignment], rounds: int, concurrency: int, tmp: Path
+) -> tuple[float, float, int]:
     """The agent's path (pooled clients, semaphore, outbox writes): (wall s, CPU s, probes)."""
-    tmp = tempfile.mkdtemp()
     s = AgentSettings(
-        central="http://127.0.0.1:1", token="x", outbox=Path(tmp) / "o.db", concurrency=concurrency
+        central="http://127.0.0.1:1",
+        token="bench-token-never-sent",  # nothing is sent to the central here
+        outbox=tmp / "o.db",
+        concurrency=concurrency,
     )
     box = Outbox(s.outbox, synchronous="NORMAL")
     pool = OnvifPool(max_size=len(devs) + 16)
@@ -130,7 +140,7 @@ async def raw_rate(devs: list[Assignment], seconds: float, concurrency: int) -> 
         return n / (time.perf_counter() - t0)
 
 
-def snapshot_pipeline(described: list[dict[str, Any]], seconds: float) -> tuple[float, float, int]:
+def snapshot_pipeline(described: list[dict[str, Any]], seconds: float, tmp: Path) -> tuple[float, float, int]:
     """Snapshots judged and delivered to a local API (uvicorn thread, directory store): (wall, CPU, n)."""
     from cryptography.fernet import Fernet
 
@@ -142,7 +152,6 @@ def snapshot_pipeline(described: list[dict[str, Any]], seconds: float) -> tuple[
     from tianwang.context import AppContext
     from tianwang.storage import migrate
 
-    tmp = Path(tempfile.mkdtemp())
     port = free_port()
     url = f"sqlite:///{tmp / 'tw.db'}"
     migrate.upgrade(url)
@@ -216,54 +225,61 @@ def snapshot_pipeline(described: list[dict[str, Any]], seconds: float) -> tuple[
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    latency = float(sys.argv[2]) if len(sys.argv) > 2 else 0.2
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("n", nargs="?", type=int, default=200, help="simulated cameras")
+    ap.add_argument("latency", nargs="?", type=float, default=0.2, help="seconds before each answer")
+    ap.add_argument("rounds", nargs="?", type=int, default=3, help="health rounds over every camera")
+    ap.add_argument("--raw-seconds", type=float, default=5.0, help="how long the raw HTTP limit runs")
+    ap.add_argument("--snapshot-seconds", type=float, default=15.0, help="how long snapshots are taken")
+    a = parse(ap, smoke={"n": 6, "latency": 0.01, "rounds": 1, "raw_seconds": 0.5, "snapshot_seconds": 1.5})
+    n, latency = a.n, a.latency
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(target=serve, args=(n, latency, child), daemon=True)
     proc.start()
-    described = parent.recv()
+    try:
+        described = parent.recv()
+        health(described, a)
+        # pictures with no added latency: the pipeline's own cost
+        parent.send(("latency", 0.0))
+        described = parent.recv()[:20]
+        with tempfile.TemporaryDirectory(prefix="tw-bench-agent-") as tmp:
+            wall, cpu, stored = snapshot_pipeline(described, a.snapshot_seconds, Path(tmp))
+        print(
+            f"snapshot pipeline ({len(described)} cameras, fetch → diagnose → outbox → presign → PUT → "
+            f"record): {stored} stored in {wall:.1f} s = {stored / wall:.1f}/s; CPU {cpu:.1f} s (agent + API "
+            f"in this process) → {stored / max(cpu, 1e-9):.1f} snapshots per core-second"
+        )
+    finally:
+        parent.send("stop")
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def health(described: list[dict[str, Any]], a: argparse.Namespace) -> None:
     devs = assignments(described)
-    try:
-        asyncio.run(warm_wsdl())
-        wall, cpu, ok = asyncio.run(agent_health(devs, rounds, 200))
-        probes = len(devs) * rounds
-        print(f"devices: {n}, device latency {latency:g} s per answer (simulator in a child process)")
-        print(
-            f"agent health probes: {probes} in {wall:.2f} s = {probes / wall * 60:,.0f}/min; CPU {cpu:.2f} s "
-            f"→ {probes / max(cpu, 1e-9) * 60:,.0f} probes/min per agent core "
-            f"({ok} of {probes + len(devs)} authenticated, warm-up round included)"
-        )
-        limit = min(len(devs), 20)
-        nwall, done = asyncio.run(naive_health(devs, limit))
-        naive_rate = done / nwall * 60
-        print(
-            f"naive sequential loop: {done} probes in {nwall:.2f} s = {naive_rate:,.0f}/min "
-            f"→ agent is {probes / wall * 60 / naive_rate:.0f}× faster"
-        )
-        rate = asyncio.run(raw_rate(devs, 5.0, 200))  # as many in flight as the agent had
-        print(
-            f"raw loopback HTTP to the simulator (limit, one request per probe call): {rate:,.0f} req/s "
-            f"= {rate * 60 / 2:,.0f} two-call probes/min"
-        )
-    finally:
-        parent.send("stop")
-        proc.join(30)
-    # pictures with no added latency: the pipeline's own cost
-    parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=serve, args=(20, 0.0, child), daemon=True)
-    proc.start()
-    described = parent.recv()
-    try:
-        wall, cpu, stored = snapshot_pipeline(described, 15.0)
-        print(
-            f"snapshot pipeline (20 cameras, fetch → diagnose → outbox → presign → PUT → record): "
-            f"{stored} stored in {wall:.1f} s = {stored / wall:.1f}/s; CPU {cpu:.1f} s (agent + API in this "
-            f"process) → {stored / max(cpu, 1e-9):.1f} snapshots per core-second"
-        )
-    finally:
-        parent.send("stop")
-        proc.join(30)
+    asyncio.run(warm_wsdl())
+    with tempfile.TemporaryDirectory(prefix="tw-bench-agent-") as tmp:
+        wall, cpu, ok = asyncio.run(agent_health(devs, a.rounds, 200, Path(tmp)))
+    probes = len(devs) * a.rounds
+    print(f"devices: {a.n}, device latency {a.latency:g} s per answer (simulator in a child process)")
+    print(
+        f"agent health probes: {probes} in {wall:.2f} s = {probes / wall * 60:,.0f}/min; CPU {cpu:.2f} s "
+        f"→ {probes / max(cpu, 1e-9) * 60:,.0f} probes/min per agent core "
+        f"({ok} of {probes + len(devs)} authenticated, warm-up round included)"
+    )
+    limit = min(len(devs), 20)
+    nwall, done = asyncio.run(naive_health(devs, limit))
+    naive_rate = done / nwall * 60
+    print(
+        f"naive sequential loop: {done} probes in {nwall:.2f} s = {naive_rate:,.0f}/min "
+        f"→ agent is {probes / wall * 60 / naive_rate:.0f}× faster"
+    )
+    rate = asyncio.run(raw_rate(devs, a.raw_seconds, 200))  # as many in flight as the agent had
+    print(
+        f"raw loopback HTTP to the simulator (limit, one request per probe call): {rate:,.0f} req/s "
+        f"= {rate * 60 / 2:,.0f} two-call probes/min"
+    )
 
 
 if __name__ == "__main__":

@@ -13,56 +13,45 @@ into the registry. Then, each beside its peer measured in the same run:
    (`companions.analyse`): seconds per call (p50 / p95 / max), precision and recall against the
    other members of the group; peer: the subject's own trajectory read (index range scan).
 
+The simulated days are the simulator's own (from a fixed Monday), so every run makes the same world.
 Goal: precision and recall ≥ 0.95 each. Usage:
-`python bench/bench_analysis.py [--vehicles N] [--people N] [--days D] [--seed S] [--keep]`
-(needs PostgreSQL at TIANWANG_TEST_PG_URL; the database is dropped at the end unless --keep).
+`python bench/bench_analysis.py [--vehicles N] [--people N] [--days D] [--seed S] [--keep] [--smoke]`
+(needs PostgreSQL at TIANWANG_TEST_PG_URL; the database is dropped at the end unless --keep;
+`--smoke`: a few seconds at a tiny size, only to check that it runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import resource
 import statistics
-import sys
 import time
-import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg.sql
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from common import (
+    PASS_COLS,
+    SimulatedPasses,
+    copy_rows,
+    db_url,
+    drop_db,
+    make_db,
+    movement_args,
+    movement_world,
+    parse,
+    pct,
+    raw_dsn,
+)
+from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from simulator.city import generate_city
-from simulator.movement import MovementParams, simulate_movement
-from simulator.movement.cli import city_for
-from tianwang.checkpoints import plates
-from tianwang.storage import migrate
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint, Road
 from tianwang.trajectories import clones, companions, partitions
 
-PG_URL = os.environ.get("TIANWANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-COLS = (
-    "plate_no",
-    "ts",
-    "key",
-    "checkpoint_id",
-    "plate_kind",
-    "plate_valid",
-    "lane",
-    "plate_color",
-    "vehicle_type",
-    "vehicle_color",
-    "speed_kmh",
-    "direction_deg",
-    "received_at",
-)
 GOAL = 0.95
 TRAJECTORY = "SELECT ts, checkpoint_id FROM passes WHERE plate_no = :p AND ts >= :f AND ts <= :t"
 
@@ -88,49 +77,15 @@ def peak_rss() -> float:
     return _status("VmHWM")
 
 
-def make_db() -> tuple[str, str]:
-    name = f"tw_bench_an_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    return name, url
-
-
-def drop_db(name: str) -> None:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def load_registry(db: Database, city: Any) -> None:
+    keys = ("checkpoint_id", "name", "lon", "lat", "direction_deg", "lanes", "road", "area_code")
     with db.session() as s:
-        for cp in city.checkpoints:
-            s.add(
-                Checkpoint(
-                    checkpoint_id=cp["checkpoint_id"],
-                    name=cp["name"],
-                    lon=cp["lon"],
-                    lat=cp["lat"],
-                    direction_deg=cp["direction_deg"],
-                    lanes=cp["lanes"],
-                    road=cp.get("road"),
-                    area_code=cp["area_code"],
-                )
-            )
-        for f in city.roads_geojson()["features"]:
-            pr = f["properties"]
-            s.add(
-                Road(
-                    road_id=f["id"],
-                    road_class=pr["road_class"],
-                    geometry=f["geometry"],
-                    length_m=pr["length_m"],
-                )
-            )
+        s.add_all(Checkpoint(**{k: cp.get(k) for k in keys}) for cp in city.checkpoints)
+        s.add_all(
+            Road(road_id=f["id"], geometry=f["geometry"], road_class=f["properties"]["road_class"],
+                 length_m=f["properties"]["length_m"])
+            for f in city.roads_geojson()["features"]
+        )  # fmt: skip
 
 
 def make_partitions(db: Database, frm: dt.datetime, to: dt.datetime) -> None:
@@ -143,51 +98,24 @@ def make_partitions(db: Database, frm: dt.datetime, to: dt.datetime) -> None:
             day += dt.timedelta(days=1)
 
 
-def copy_passes(url: str, batches: Any) -> int:
-    """Stream the simulator's pass batches into `passes` by COPY, as the ingest would store them."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    kinds: dict[str, tuple[str, str, bool]] = {}
-    colour: dict[Any, str | None] = {None: None}
-    now = dt.datetime.now(dt.UTC).isoformat()
+def pass_rows(batches: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    """The simulator's passes as the ingest would store them, with progress every million."""
+    conv = SimulatedPasses(dt.datetime.now(dt.UTC))
     n = 0
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY passes ({', '.join(COLS)}) FROM STDIN") as cp:
-            for b in batches:
-                if b.kind != "passes":
-                    continue
-                for it in b.items:
-                    raw = it["plate_no"]
-                    k = kinds.get(raw)
-                    if k is None:
-                        p = plates.read(raw)
-                        k = kinds[raw] = (p.plate_no, p.kind.value, p.valid)
-                    pc, vc = it.get("plate_color"), it.get("vehicle_color")
-                    if pc not in colour:
-                        colour[pc] = plates.colour_code(pc)
-                    if vc not in colour:
-                        colour[vc] = plates.colour_code(vc)
-                    cp.write_row(
-                        (
-                            k[0],
-                            it["ts"],
-                            it["key"],
-                            it["checkpoint_id"],
-                            k[1],
-                            k[2],
-                            it.get("lane"),
-                            colour[pc],
-                            it.get("vehicle_type"),
-                            colour[vc],
-                            it.get("speed_kmh"),
-                            it.get("direction_deg"),
-                            now,
-                        )
-                    )
-                    n += 1
-                if n and n % 1_000_000 < len(b.items):
-                    print(f"  {n:,} passes copied", flush=True)
+    for b in batches:
+        if b.kind == "passes":
+            yield from conv.rows(b.items)
+            n += len(b.items)
+            if n % 1_000_000 < len(b.items):
+                print(f"  {n:,} passes copied", flush=True)
+
+
+def copy_passes(url: str, batches: Iterable[Any]) -> int:
+    """Stream the simulator's pass batches into `passes` by binary COPY."""
+    with psycopg.connect(raw_dsn(url)) as conn:
+        n = copy_rows(conn, "passes", PASS_COLS, pass_rows(batches))
         conn.commit()
-        cur.execute("ANALYZE passes")
+        conn.execute("ANALYZE passes")
         conn.commit()
     return n
 
@@ -199,24 +127,18 @@ def pr(found: set[str], truth: set[str]) -> tuple[float, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--vehicles", type=int, default=100_000)
-    ap.add_argument("--people", type=int, default=150_000)
-    ap.add_argument("--days", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=1)
+    movement_args(ap)
     ap.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
     ap.add_argument(
         "--reuse",
         metavar="DBNAME",
-        help="a database kept by an earlier run with the same arguments, the same day",
+        help="a database kept by an earlier run with the same arguments",
     )
-    a = ap.parse_args()
+    a = parse(ap, smoke={"vehicles": 400, "people": 500})
 
     tz = dt.timezone(dt.timedelta(hours=8))
-    start = dt.datetime.now(tz).date() - dt.timedelta(days=a.days)
     t = time.perf_counter()
-    city = generate_city(city_for(a.vehicles, a.seed))
-    mp = MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed, start=start)
-    batches, truth, _sim = simulate_movement(city, mp)
+    city, start, batches, truth, _sim = movement_world(a)
     print(
         f"city {len(city.node_lon)} nodes, {len(city.edge_u)} roads, {len(city.checkpoints)} checkpoints; "
         f"world {time.perf_counter() - t:.1f}s",
@@ -226,9 +148,9 @@ def main() -> None:
     to = frm + dt.timedelta(days=a.days)
     if a.reuse:
         name = a.reuse
-        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        url = db_url(name)
     else:
-        name, url = make_db()
+        name, url = make_db("an")
     db = Database(url)
     try:
         t = time.perf_counter()
@@ -330,12 +252,11 @@ def main() -> None:
         p_co, r_co = tp / max(1, tp + fp), tp / max(1, tp + fn)
 
         if times:
-            q = statistics.quantiles(times, n=20) if len(times) > 1 else times * 19
             print(
                 f"companions: {len(times)} subjects in {len(groups)} of {len(truth.companions)} groups "
                 "(the others did not go out together in the window); "
                 f"per call p50 {statistics.median(times):.2f}s "
-                f"p95 {q[18]:.2f}s max {max(times):.2f}s; peer: the subject's trajectory read "
+                f"p95 {pct(times, 0.95):.2f}s max {max(times):.2f}s; peer: the subject's trajectory read "
                 f"p50 {statistics.median(t_traj) * 1000:.1f} ms; precision {p_co:.3f} recall {r_co:.3f} "
                 f"(tp {tp}, fp {fp}, fn {fn}); frequency cut {max(cuts):.0f} passes; the first call "
                 f"(computing the window's median plate) {times[0]:.2f}s"

@@ -15,8 +15,9 @@ then times, each beside its peer measured in the same run:
    entries, half a day with half a day of look-back) against the bare range scans of those
    checkpoints' passes.
 
-Usage: `python bench/bench_collision.py [--passes N] [--checkpoints C] [--plates P] [--keep]`.
-Needs PostgreSQL at TIANWANG_TEST_PG_URL. A reduced run (`--passes 500000`) takes a minute.
+Usage: `python bench/bench_collision.py [--passes N] [--checkpoints C] [--plates P] [--keep] [--smoke]`.
+Needs PostgreSQL at TIANWANG_TEST_PG_URL. A reduced run (`--passes 500000`) takes a minute; `--smoke`
+a few seconds at a tiny size, only to check that it runs.
 """
 
 from __future__ import annotations
@@ -25,24 +26,19 @@ import argparse
 import datetime as dt
 import io
 import math
-import os
 import statistics
 import tempfile
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 import psycopg
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from common import parse, pct, raw_dsn, scratch_db
 
-from tianwang.storage import migrate
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint
 from tianwang.trajectories import collision, entries, nightlife, partitions
 
-PG_URL = os.environ.get("TIANWANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LON0, LAT0 = 113.90, 22.50
 SPACING_M = 400.0
 CHUNK = 500_000
@@ -57,29 +53,6 @@ def plates(n: int) -> np.ndarray:
     i = np.arange(n)
     letter = np.array(list(LETTERS))[(i // 100_000) % len(LETTERS)]
     return np.char.add(np.char.add("粤", letter), np.char.zfill((i % 100_000).astype(str), 5))
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))]
-
-
-def make_db() -> tuple[str, str]:
-    name = f"tw_bench_coll_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    return name, url
-
-
-def drop_db(name: str) -> None:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def grid(n_cp: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,133 +89,136 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=15.0, help="half-width of each window")
     ap.add_argument("--area-m", type=float, default=1000.0, help="side of each window's square")
     ap.add_argument("--keep", action="store_true", help="keep the database")
-    a = ap.parse_args()
-    name, url = make_db()
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    a = parse(ap, smoke={"passes": 5000, "checkpoints": 100, "plates": 2000, "subjects": 3})
+    with scratch_db("coll", keep=a.keep) as (name, url):
+        run(a, name, url)
+
+
+def run(a: argparse.Namespace, name: str, url: str) -> None:
+    dsn = raw_dsn(url)
     rng = np.random.default_rng(7)
-    try:
-        day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-        d0 = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-        db = Database(url)
-        with db.engine.begin() as c:
-            partitions.maintain(c, ahead_days=1, retention_days=30, behind_days=2)
-        lon, lat = grid(a.checkpoints)
-        with db.session() as s:
-            for i in range(a.checkpoints):
-                s.add(
-                    Checkpoint(
-                        checkpoint_id=cp_id(i),
-                        name=f"cp{i}",
-                        lon=float(lon[i]),
-                        lat=float(lat[i]),
-                        direction_deg=0,
-                        lanes=4,
-                        area_code="440305",
-                    )
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    d0 = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    db = Database(url)
+    with db.engine.begin() as c:
+        partitions.maintain(c, ahead_days=1, retention_days=30, behind_days=2)
+    lon, lat = grid(a.checkpoints)
+    with db.session() as s:
+        for i in range(a.checkpoints):
+            s.add(
+                Checkpoint(
+                    checkpoint_id=cp_id(i),
+                    name=f"cp{i}",
+                    lon=float(lon[i]),
+                    lat=float(lat[i]),
+                    direction_deg=0,
+                    lanes=4,
+                    area_code="440305",
                 )
-        print(
-            f"PostgreSQL database {name}: {a.checkpoints} checkpoints {SPACING_M:.0f} m apart, "
-            f"{a.plates:,} plates, one day ({day})",
-            flush=True,
-        )
+            )
+    print(
+        f"PostgreSQL database {name}: {a.checkpoints} checkpoints {SPACING_M:.0f} m apart, "
+        f"{a.plates:,} plates, one day ({day})",
+        flush=True,
+    )
 
-        # load: uniform over checkpoints and the day; plates drawn with a heavy head (some cars drive a lot)
-        t0 = time.perf_counter()
-        names = plates(a.plates)
-        done = 0
-        while done < a.passes:
-            n = min(CHUNK, a.passes - done)
-            pi = np.minimum((rng.pareto(1.2, n) * a.plates / 20).astype(np.int64), a.plates - 1)
-            ts = d0.timestamp() + rng.uniform(0, 86400, n)
-            copy_chunk(dsn, names[pi], ts, rng.integers(0, a.checkpoints, n), done, "b")
-            done += n
-            print(f"  loaded {done:,} passes ({time.perf_counter() - t0:.0f}s)", flush=True)
-        # planted: each subject at three far-apart checkpoints, at three times of the day
-        planted = []
-        for j in range(a.subjects):
-            cps = rng.choice(a.checkpoints, 3, replace=False)
-            times = d0.timestamp() + np.sort(rng.uniform(3600, 82800, 3))
-            plate = f"粤Z{j:05d}"
-            copy_chunk(dsn, np.array([plate] * 3), times, cps, j * 3, "planted")
-            planted.append((plate, cps, times))
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE passes")
-            count = conn.execute("SELECT count(*) FROM passes").fetchone()[0]  # type: ignore[index]
-        print(f"[load] {count:,} passes by COPY in {time.perf_counter() - t0:.0f}s (indexed, partitioned)")
+    # load: uniform over checkpoints and the day; plates drawn with a heavy head (some cars drive a lot)
+    t0 = time.perf_counter()
+    names = plates(a.plates)
+    done = 0
+    while done < a.passes:
+        n = min(CHUNK, a.passes - done)
+        pi = np.minimum((rng.pareto(1.2, n) * a.plates / 20).astype(np.int64), a.plates - 1)
+        ts = d0.timestamp() + rng.uniform(0, 86400, n)
+        copy_chunk(dsn, names[pi], ts, rng.integers(0, a.checkpoints, n), done, "b")
+        done += n
+        print(f"  loaded {done:,} passes ({time.perf_counter() - t0:.0f}s)", flush=True)
+    # planted: each subject at three far-apart checkpoints, at three times of the day
+    planted = []
+    for j in range(a.subjects):
+        cps = rng.choice(a.checkpoints, 3, replace=False)
+        times = d0.timestamp() + np.sort(rng.uniform(3600, 82800, 3))
+        plate = f"粤Z{j:05d}"
+        copy_chunk(dsn, np.array([plate] * 3), times, cps, j * 3, "planted")
+        planted.append((plate, cps, times))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE passes")
+        count = conn.execute("SELECT count(*) FROM passes").fetchone()[0]  # type: ignore[index]
+    print(f"[load] {count:,} passes by COPY in {time.perf_counter() - t0:.0f}s (indexed, partitioned)")
 
-        # the windows of each planted subject
-        half = dt.timedelta(minutes=a.minutes)
-        d_lat = a.area_m / 2 / 110_540
-        d_lon = a.area_m / 2 / (111_320 * math.cos(math.radians(LAT0)))
+    # the windows of each planted subject
+    half = dt.timedelta(minutes=a.minutes)
+    d_lat = a.area_m / 2 / 110_540
+    d_lon = a.area_m / 2 / (111_320 * math.cos(math.radians(LAT0)))
 
-        def square(i: int) -> dict[str, Any]:
-            x, y = float(lon[i]), float(lat[i])
-            ring = [
-                [x - d_lon, y - d_lat],
-                [x + d_lon, y - d_lat],
-                [x + d_lon, y + d_lat],
-                [x - d_lon, y + d_lat],
-            ]
-            return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    def square(i: int) -> dict[str, Any]:
+        x, y = float(lon[i]), float(lat[i])
+        ring = [
+            [x - d_lon, y - d_lat],
+            [x + d_lon, y - d_lat],
+            [x + d_lon, y + d_lat],
+            [x - d_lon, y + d_lat],
+        ]
+        return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
-        def specs(cps: np.ndarray, times: np.ndarray) -> list[collision.WindowSpec]:
-            out = []
-            for c, t in zip(cps.tolist(), times.tolist(), strict=True):
-                tt = dt.datetime.fromtimestamp(t, dt.UTC)
-                out.append(collision.WindowSpec(tt - half, tt + half, square(c)))
-            return out
+    def specs(cps: np.ndarray, times: np.ndarray) -> list[collision.WindowSpec]:
+        out = []
+        for c, t in zip(cps.tolist(), times.tolist(), strict=True):
+            tt = dt.datetime.fromtimestamp(t, dt.UTC)
+            out.append(collision.WindowSpec(tt - half, tt + half, square(c)))
+        return out
 
-        # 1. collision (service) vs bare range scans of the same windows' rows
-        coll_ms, scan_ms, rows_read, sizes, sensors = [], [], [], [], []
-        with db.session() as s:
-            collision.collide(s, "vehicle", collision.resolve(s, "vehicle", specs(*planted[0][1:])), 3, 1000)
-            for plate, cps, times in planted:
-                t1 = time.perf_counter()
-                wins = collision.resolve(s, "vehicle", specs(cps, times))
-                items, _ = collision.collide(s, "vehicle", wins, 3, 1000)
-                coll_ms.append((time.perf_counter() - t1) * 1000)
-                assert plate in {i["id"] for i in items}, plate
-                sizes.append(len(items))
-                sensors.append(sum(len(w.sensor_ids) for w in wins))
-                with psycopg.connect(dsn) as conn:
-                    conn.execute("SELECT 1")
-                    t2 = time.perf_counter()
-                    n = 0
-                    for w in wins:
-                        n += len(
-                            conn.execute(
-                                "SELECT plate_no FROM passes "
-                                "WHERE checkpoint_id = ANY(%s) AND ts >= %s AND ts < %s",
-                                (list(w.sensor_ids), w.frm, w.to),
-                            ).fetchall()
-                        )
-                    scan_ms.append((time.perf_counter() - t2) * 1000)
-                    rows_read.append(n)
-        print(
-            f"[collision] 3 windows of ±{a.minutes:.0f} min over {a.area_m:.0f} m squares: "
-            f"{statistics.mean(sensors):.0f} checkpoints, "
-            f"{statistics.mean(rows_read):.0f} passes read per query; "
-            f"answer sizes median {statistics.median(sizes)}, max {max(sizes)}"
-        )
-        print(
-            f"[collision] service (areas → sensors, one SQL statement): p50 {pct(coll_ms, 0.5):.1f} ms, "
-            f"p95 {pct(coll_ms, 0.95):.1f} ms"
-        )
-        print(
-            f"[collision] bare index range scans of the 3 windows' rows:  p50 {pct(scan_ms, 0.5):.1f} ms, "
-            f"p95 {pct(scan_ms, 0.95):.1f} ms"
-        )
+    # 1. collision (service) vs bare range scans of the same windows' rows
+    coll_ms, scan_ms, rows_read, sizes, sensors = [], [], [], [], []
+    with db.session() as s:
+        collision.collide(s, "vehicle", collision.resolve(s, "vehicle", specs(*planted[0][1:])), 3, 1000)
+        for plate, cps, times in planted:
+            t1 = time.perf_counter()
+            wins = collision.resolve(s, "vehicle", specs(cps, times))
+            items, _ = collision.collide(s, "vehicle", wins, 3, 1000)
+            coll_ms.append((time.perf_counter() - t1) * 1000)
+            assert plate in {i["id"] for i in items}, plate
+            sizes.append(len(items))
+            sensors.append(sum(len(w.sensor_ids) for w in wins))
+            with psycopg.connect(dsn) as conn:
+                conn.execute("SELECT 1")
+                t2 = time.perf_counter()
+                n = 0
+                for w in wins:
+                    n += len(
+                        conn.execute(
+                            "SELECT plate_no FROM passes "
+                            "WHERE checkpoint_id = ANY(%s) AND ts >= %s AND ts < %s",
+                            (list(w.sensor_ids), w.frm, w.to),
+                        ).fetchall()
+                    )
+                scan_ms.append((time.perf_counter() - t2) * 1000)
+                rows_read.append(n)
+    print(
+        f"[collision] 3 windows of ±{a.minutes:.0f} min over {a.area_m:.0f} m squares: "
+        f"{statistics.mean(sensors):.0f} checkpoints, "
+        f"{statistics.mean(rows_read):.0f} passes read per query; "
+        f"answer sizes median {statistics.median(sizes)}, max {max(sizes)}"
+    )
+    print(
+        f"[collision] service (areas → sensors, one SQL statement): p50 {pct(coll_ms, 0.5):.1f} ms, "
+        f"p95 {pct(coll_ms, 0.95):.1f} ms"
+    )
+    print(
+        f"[collision] bare index range scans of the 3 windows' rows:  p50 {pct(scan_ms, 0.5):.1f} ms, "
+        f"p95 {pct(scan_ms, 0.95):.1f} ms"
+    )
 
-        # 2. through the API, in process
-        from cryptography.fernet import Fernet
-        from fastapi.testclient import TestClient
+    # 2. through the API, in process
+    from cryptography.fernet import Fernet
+    from fastapi.testclient import TestClient
 
-        from tianwang.api.app import create_app
-        from tianwang.auth.tokens import create_token
-        from tianwang.config import Settings
-        from tianwang.context import AppContext
+    from tianwang.api.app import create_app
+    from tianwang.auth.tokens import create_token
+    from tianwang.config import Settings
+    from tianwang.context import AppContext
 
-        tmp = tempfile.mkdtemp(prefix="tw-bench-coll-")
+    with tempfile.TemporaryDirectory(prefix="tw-bench-coll-") as tmp:
         st = Settings(
             data_dir=tmp,
             database_url=url,
@@ -251,82 +227,79 @@ def main() -> None:
             public_url="http://testserver",
         )
         ctx = AppContext.build(st)
-        with ctx.db.session() as s:
-            tok = create_token(s, "investigator", "bench-inv")
-        api_ms = []
-        with TestClient(create_app(st, ctx)) as client:
-            h = {"Authorization": f"Bearer {tok}"}
-            for k, (plate, cps, times) in enumerate([planted[0], *planted]):
-                body = {
-                    "windows": [
-                        {"area": w.area, "from": w.frm.isoformat(), "to": w.to.isoformat()}
-                        for w in specs(cps, times)
-                    ]
-                }
-                t1 = time.perf_counter()
-                r = client.post(
-                    "/api/v1/analysis/collision", params={"case_no": "BENCH-1"}, json=body, headers=h
-                )
-                if k:  # the first is the warm-up
-                    api_ms.append((time.perf_counter() - t1) * 1000)
-                assert r.status_code == 200 and plate in {i["id"] for i in r.json()["items"]}, r.text
-        ctx.close()
-        print(
-            f"[collision] API (HTTP in process, validation, audit):     p50 {pct(api_ms, 0.5):.1f} ms, "
-            f"p95 {pct(api_ms, 0.95):.1f} ms"
-        )
+        try:
+            with ctx.db.session() as s:
+                tok = create_token(s, "investigator", "bench-inv")
+            api_ms = []
+            with TestClient(create_app(st, ctx)) as client:
+                h = {"Authorization": f"Bearer {tok}"}
+                for k, (plate, cps, times) in enumerate([planted[0], *planted]):
+                    body = {
+                        "windows": [
+                            {"area": w.area, "from": w.frm.isoformat(), "to": w.to.isoformat()}
+                            for w in specs(cps, times)
+                        ]
+                    }
+                    t1 = time.perf_counter()
+                    r = client.post(
+                        "/api/v1/analysis/collision", params={"case_no": "BENCH-1"}, json=body, headers=h
+                    )
+                    if k:  # the first is the warm-up
+                        api_ms.append((time.perf_counter() - t1) * 1000)
+                    assert r.status_code == 200 and plate in {i["id"] for i in r.json()["items"]}, r.text
+        finally:
+            ctx.close()
+    print(
+        f"[collision] API (HTTP in process, validation, audit):     p50 {pct(api_ms, 0.5):.1f} ms, "
+        f"p95 {pct(api_ms, 0.95):.1f} ms"
+    )
 
-        # 3. whole-window analyses, each against a bare SQL pass over the rows it has to read
-        side = math.ceil(math.sqrt(a.checkpoints))
-        k = np.arange(a.checkpoints)
-        col, row = k % side, k // side
-        on_edge = (col == 0) | (col == side - 1) | (row == 0) | (row == row.max())
-        edge = [cp_id(i) for i in np.flatnonzero(on_edge).tolist()]
-        night = nightlife.Night.parse("22:00", "05:00", "+08:00")
-        frm, to = d0, d0 + dt.timedelta(days=1)
-        with db.session() as s:
-            t1 = time.perf_counter()
-            items, _ = nightlife.night_active(s, kind="vehicle", frm=frm, to=to, night=night, min_nights=1)
-            na_s = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            fe, _ = entries.first_entries(
-                s,
-                frm=d0 + dt.timedelta(hours=12),
-                to=to,
-                entry_ids=edge,
-                lookback=dt.timedelta(hours=12),
-                limit=1000,
-            )
-            fe_s = time.perf_counter() - t1
-        with psycopg.connect(dsn) as conn:
-            t1 = time.perf_counter()
+    # 3. whole-window analyses, each against a bare SQL pass over the rows it has to read
+    side = math.ceil(math.sqrt(a.checkpoints))
+    k = np.arange(a.checkpoints)
+    col, row = k % side, k // side
+    on_edge = (col == 0) | (col == side - 1) | (row == 0) | (row == row.max())
+    edge = [cp_id(i) for i in np.flatnonzero(on_edge).tolist()]
+    night = nightlife.Night.parse("22:00", "05:00", "+08:00")
+    frm, to = d0, d0 + dt.timedelta(days=1)
+    with db.session() as s:
+        t1 = time.perf_counter()
+        items, _ = nightlife.night_active(s, kind="vehicle", frm=frm, to=to, night=night, min_nights=1)
+        na_s = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        fe, _ = entries.first_entries(
+            s,
+            frm=d0 + dt.timedelta(hours=12),
+            to=to,
+            entry_ids=edge,
+            lookback=dt.timedelta(hours=12),
+            limit=1000,
+        )
+        fe_s = time.perf_counter() - t1
+    with psycopg.connect(dsn) as conn:
+        t1 = time.perf_counter()
+        conn.execute(
+            "SELECT plate_no, count(*) FROM passes WHERE ts >= %s AND ts < %s GROUP BY plate_no",
+            (frm, to),
+        ).fetchall()
+        scan_s = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        n_edge = len(
             conn.execute(
-                "SELECT plate_no, count(*) FROM passes WHERE ts >= %s AND ts < %s GROUP BY plate_no",
-                (frm, to),
+                "SELECT plate_no, ts FROM passes WHERE checkpoint_id = ANY(%s) AND ts >= %s AND ts < %s",
+                (edge, d0, to),
             ).fetchall()
-            scan_s = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            n_edge = len(
-                conn.execute(
-                    "SELECT plate_no, ts FROM passes WHERE checkpoint_id = ANY(%s) AND ts >= %s AND ts < %s",
-                    (edge, d0, to),
-                ).fetchall()
-            )
-            edge_s = time.perf_counter() - t1
-        print(
-            f"[night-active] one day, every plate: {na_s:.2f} s ({len(items)} answers, limit 100); "
-            f"bare scan-and-group of the day's passes by plate: {scan_s:.2f} s"
         )
-        print(
-            f"[first-entry] {len(edge)} entry checkpoints, 12 h + 12 h look-back: {fe_s * 1000:.0f} ms "
-            f"({len(fe)} answers, limit 1000); "
-            f"bare range scans of their {n_edge:,} passes: {edge_s * 1000:.0f} ms"
-        )
-    finally:
-        if not a.keep:
-            drop_db(name)
-        else:
-            print(f"kept database {name}")
+        edge_s = time.perf_counter() - t1
+    print(
+        f"[night-active] one day, every plate: {na_s:.2f} s ({len(items)} answers, limit 100); "
+        f"bare scan-and-group of the day's passes by plate: {scan_s:.2f} s"
+    )
+    print(
+        f"[first-entry] {len(edge)} entry checkpoints, 12 h + 12 h look-back: {fe_s * 1000:.0f} ms "
+        f"({len(fe)} answers, limit 1000); "
+        f"bare range scans of their {n_edge:,} passes: {edge_s * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

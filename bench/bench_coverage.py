@@ -1,6 +1,7 @@
 """Coverage and enclosure at city scale: vectorised model vs a naive per-pair shapely loop.
 
-Run: .venv/bin/python bench/bench_coverage.py [--cameras 100000] [--seed 1]
+Run: .venv/bin/python bench/bench_coverage.py [--cameras 100000] [--seed 1] [--smoke]
+(`--smoke`: a few seconds at a tiny size, only to check that it runs)
 Prints each figure beside the peer or limit it is compared with, measured in the same run.
 """
 
@@ -11,6 +12,7 @@ import time
 
 import numpy as np
 import shapely
+from common import parse
 
 from simulator.city import CityParams, generate_city
 from tianwang.coverage.enclosure import CheckpointPos, RoadGraph, enclosure
@@ -26,7 +28,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--naive-pairs", type=int, default=20_000, help="pairs timed for the naive peer")
     ap.add_argument("--flips", type=int, default=1000, help="single-device updates timed")
-    a = ap.parse_args()
+    ap.add_argument("--road-sample", type=int, default=2000, help="roads timed for the per-road peer")
+    a = parse(ap, smoke={"cameras": 300, "naive_pairs": 500, "flips": 20, "road_sample": 100})
 
     t = time.perf_counter()
     city = generate_city(CityParams(cameras=a.cameras, seed=a.seed, road_km=a.road_km))
@@ -87,7 +90,7 @@ def main() -> None:
     print(f"  speed-up: {naive_total / t_full:,.0f}× (goal ≥ 50×)")
 
     # a fairer peer: STRtree candidates, then per road a Python union_all of its sectors
-    sample = rng.choice(len(model.road_geoms), 2000, replace=False)
+    sample = rng.choice(len(model.road_geoms), min(a.road_sample, len(model.road_geoms)), replace=False)
     tree = shapely.STRtree(model.sector_geoms)
     t = time.perf_counter()
     for r in sample:
@@ -98,7 +101,7 @@ def main() -> None:
     t_road = (time.perf_counter() - t) / len(sample)
     print(
         f"per-road loop peer (STRtree + union_all per road): {t_road * len(model.road_geoms):,.1f} s scaled "
-        f"from 2,000 roads → {t_road * len(model.road_geoms) / t_full:,.1f}× slower than the model"
+        f"from {len(sample):,} roads → {t_road * len(model.road_geoms) / t_full:,.1f}× slower than the model"
     )
 
     # one device's status change

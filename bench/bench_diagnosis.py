@@ -1,8 +1,12 @@
 """ms per 1080p snapshot for `diagnose_jpeg` (decode included) against a plain full-size colour decode
-of the same JPEG, measured in the same run; the goal is at most 2x the plain decode."""
+of the same JPEG, measured in the same run; the goal is at most 2x the plain decode.
+
+Usage: `python bench/bench_diagnosis.py [--rounds N] [--smoke]` (`--smoke`: a few seconds, only to
+check that it runs)."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import statistics
 import time
@@ -10,6 +14,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from common import parse
 
 from edge_agent.diagnosis import ReferenceStore, diagnose_jpeg
 from edge_agent.diagnosis.synth import StreetScene, encode_jpeg
@@ -47,4 +52,8 @@ def main(rounds: int = 40) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--rounds", type=int, default=40, help="timed rounds per frame (the median is the figure)"
+    )
+    main(parse(ap, smoke={"rounds": 2}).rounds)

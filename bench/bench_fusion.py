@@ -9,8 +9,10 @@ and precision@1 against the simulator's truth, beside two peers measured in the 
 same subjects: the plain trajectory query (`query.trajectory`, one page of 1000) and the SQL floor
 of fusion — fetching the subject and its candidate sightings with nothing scored.
 
+The simulated days are the simulator's own (from a fixed Monday), so every run makes the same world.
 Usage: `python bench/bench_fusion.py [--vehicles N] [--people N] [--owners N] [--keep]
-[--db NAME --skip-load]`. Needs PostgreSQL at TIANWANG_TEST_PG_URL (default the test server).
+[--db NAME --skip-load] [--smoke]`. Needs PostgreSQL at TIANWANG_TEST_PG_URL (default the test
+server). `--smoke`: a few seconds at a tiny size, only to check that it runs.
 """
 
 from __future__ import annotations
@@ -18,59 +20,37 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
-import os
 import statistics
 import time
-import uuid
+from collections.abc import Iterable
 from typing import Any
 
+import common
 import numpy as np
 import psycopg
 from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from simulator.city import generate_city
-from simulator.movement import MovementParams, simulate_movement
-from simulator.movement.cli import city_for
-from tianwang.checkpoints import plates
-from tianwang.storage import migrate
 from tianwang.storage.models import Camera, Checkpoint, Fence
 from tianwang.trajectories import fusion, partitions, query
 
-PG_URL = os.environ.get("TIANWANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TZ = dt.timezone(dt.timedelta(hours=8))
 GOAL_PRECISION = 0.95
 
 COLUMNS = {
-    "passes": (
-        "plate_no",
-        "ts",
-        "key",
-        "checkpoint_id",
-        "plate_kind",
-        "plate_valid",
-        "lane",
-        "speed_kmh",
-        "received_at",
-    ),
+    "passes": common.PASS_COLS,
     "faces": ("person_id", "ts", "key", "camera_id", "confidence", "received_at"),
     "phones": ("imsi", "ts", "key", "fence_id", "rssi", "received_at"),
 }
 TABLE = {"passes": "passes", "faces": "face_sightings", "phones": "phone_sightings"}
 
 
-def _rows(kind: str, items: list[dict[str, Any]], now: dt.datetime) -> list[tuple[Any, ...]]:
-    ts = dt.datetime.fromisoformat
+def _rows(
+    kind: str, items: list[dict[str, Any]], passes: common.SimulatedPasses
+) -> Iterable[tuple[Any, ...]]:
+    ts, now = dt.datetime.fromisoformat, passes.now
     if kind == "passes":
-        out = []
-        for i in items:
-            p = plates.read(i["plate_no"])
-            out.append(
-                (p.plate_no, ts(i["ts"]), i["key"], i["checkpoint_id"], p.kind.value, p.valid, i.get("lane"),
-                 i.get("speed_kmh"), now)
-            )  # fmt: skip
-        return out
+        return passes.rows(items)
     if kind == "faces":
         return [(i["person_id"], ts(i["ts"]), i["key"], i["camera_id"], i["confidence"], now) for i in items]
     return [(i["imsi"], ts(i["ts"]), i["key"], i["fence_id"], i.get("rssi"), now) for i in items]
@@ -119,18 +99,15 @@ def _load(url: str, batches: Any, days: list[dt.date]) -> tuple[dict[str, int], 
                 if d not in have:
                     partitions.create_day(c, table, d)
     eng.dispose()
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     n: collections.Counter[str] = collections.Counter()
     t0 = time.perf_counter()
     last = t0
-    now = dt.datetime.now(dt.UTC)
-    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+    passes = common.SimulatedPasses(dt.datetime.now(dt.UTC))
+    with psycopg.connect(common.raw_dsn(url)) as conn:
         for b in batches:
-            cols = COLUMNS[b.kind]
-            with cur.copy(f"COPY {TABLE[b.kind]} ({', '.join(cols)}) FROM STDIN") as cp:
-                for row in _rows(b.kind, b.items, now):
-                    cp.write_row(row)
-            n[b.kind] += len(b.items)
+            n[b.kind] += common.copy_rows(
+                conn, TABLE[b.kind], COLUMNS[b.kind], _rows(b.kind, b.items, passes)
+            )
             if time.perf_counter() - last > 30:
                 conn.commit()
                 last = time.perf_counter()
@@ -140,12 +117,8 @@ def _load(url: str, batches: Any, days: list[dt.date]) -> tuple[dict[str, int], 
     return dict(n), time.perf_counter() - t0
 
 
-def _pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.array(xs), q)) if xs else float("nan")
-
-
 def _fmt(xs: list[float]) -> str:
-    return f"p50 {_pct(xs, 50):.3f}s  p95 {_pct(xs, 95):.3f}s  max {max(xs):.3f}s"
+    return f"p50 {common.pct(xs, 0.5):.3f}s  p95 {common.pct(xs, 0.95):.3f}s  max {max(xs):.3f}s"
 
 
 def _floor(s: Session, kind: str, subject: str, frm: dt.datetime, to: dt.datetime) -> float:
@@ -161,30 +134,20 @@ def _floor(s: Session, kind: str, subject: str, frm: dt.datetime, to: dt.datetim
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--vehicles", type=int, default=100_000)
-    ap.add_argument("--people", type=int, default=150_000)
-    ap.add_argument("--days", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=1)
+    common.movement_args(ap)
     ap.add_argument("--owners", type=int, default=60, help="subjects queried (each by plate and by IMSI)")
     ap.add_argument("--db", help="database name to use (default: a fresh one, dropped at the end)")
     ap.add_argument("--skip-load", action="store_true", help="the database already holds this run's data")
     ap.add_argument("--keep", action="store_true", help="keep the database")
-    a = ap.parse_args()
+    a = common.parse(ap, smoke={"vehicles": 400, "people": 500, "owners": 5})
 
-    name = a.db or f"tw_bench_fusion_{uuid.uuid4().hex[:8]}"
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    if not a.skip_load:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        migrate.upgrade(url)
+    if a.db and a.skip_load:
+        name, url = a.db, common.db_url(a.db)
+    else:
+        name, url = common.make_db("fusion", name=a.db)
     try:
-        start = dt.datetime.now(TZ).date() - dt.timedelta(days=a.days)
         t = time.perf_counter()
-        city = generate_city(city_for(a.vehicles, a.seed))
-        batches, truth, sim = simulate_movement(
-            city, MovementParams(people=a.people, vehicles=a.vehicles, days=a.days, seed=a.seed, start=start)
-        )
+        city, start, batches, truth, sim = common.movement_world(a)
         print(
             f"city: {len(city.checkpoints)} checkpoints, {len(sim.roads.face_ids)} face cameras, "
             f"{len(sim.roads.fence_bodies)} fences; world {time.perf_counter() - t:.0f}s",
@@ -237,6 +200,8 @@ def main() -> None:
             and o["vehicles"][0]["plate_no"] not in cloned
             and pass_count[o["vehicles"][0]["plate_no"]] >= 10
         ]
+        if not own:
+            raise SystemExit("no vehicle owner fits the sample (too small a world: more --vehicles)")
         rng = np.random.default_rng(0)
         sample = [own[k] for k in rng.choice(len(own), min(a.owners, len(own)), replace=False)]
         eng = create_engine(url)
@@ -298,10 +263,10 @@ def main() -> None:
             print(f"  {q:16s} " + "   ".join(line) + note)
         print(f"goal: precision@1 ≥ {GOAL_PRECISION} (plate ↔ phone, plate → person) at the default floor")
     finally:
-        if not a.keep and not a.db:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        if a.keep or a.db:
+            print(f"kept database {name}: {url}")
+        else:
+            common.drop_db(name)
 
 
 if __name__ == "__main__":

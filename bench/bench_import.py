@@ -1,7 +1,8 @@
 """Bulk camera import: rows/s through the importer vs a bare SQLAlchemy Core executemany (the floor).
 
-Run by hand: `.venv/bin/python bench/bench_import.py [--rows N]`. Uses a fresh SQLite database, and a
-fresh PostgreSQL database if TIANWANG_BENCH_PG_URL (default: the local test server) answers.
+Run by hand: `.venv/bin/python bench/bench_import.py [--rows N] [--smoke]`. Uses a fresh SQLite
+database, and a fresh PostgreSQL database if TIANWANG_TEST_PG_URL (default: the local test server)
+answers. `--smoke`: a few seconds at a tiny size, only to check that it runs.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
 import resource
 import tempfile
 import time
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common import PG_URL, drop_db, make_db, parse
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
@@ -29,7 +30,6 @@ from tianwang.storage import migrate
 from tianwang.storage.db import make_engine
 from tianwang.storage.models import Camera
 
-PG_URL = os.environ.get("TIANWANG_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 KINDS = ("枪机", "球机", "半球")
 
 
@@ -99,24 +99,18 @@ class Fresh:
     """A fresh, migrated database (a temp SQLite file, or a new PostgreSQL database dropped after)."""
 
     def __init__(self, kind: str, tmp: Path) -> None:
-        self.kind, self.admin = kind, None
+        self.name: str | None = None
         if kind == "sqlite":
             self.url = f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}"
+            migrate.upgrade(self.url)
         else:
-            self.name = f"tw_bench_{uuid.uuid4().hex[:10]}"
-            self.admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-            with self.admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{self.name}"'))
-            self.url = make_url(PG_URL).set(database=self.name).render_as_string(hide_password=False)
-        migrate.upgrade(self.url)
+            self.name, self.url = make_db("import")
         self.engine = make_engine(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
-        if self.admin is not None:
-            with self.admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-            self.admin.dispose()
+        if self.name is not None:
+            drop_db(self.name)
 
 
 def pg_answers() -> bool:
@@ -176,7 +170,7 @@ def bench(kind: str, sheet: Path, n: int, box: SecretBox, tmp: Path, trace: bool
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=100_000)
-    args = ap.parse_args()
+    args = parse(ap, smoke={"rows": 300})
     box = SecretBox(Fernet.generate_key())
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

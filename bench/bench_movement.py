@@ -1,11 +1,16 @@
 """Benchmark: the movement simulator at city scale — 100k vehicles × 1 day by default. Prints passes/s
-generated (to wire dicts), the counts, and peak memory; compares against the 10M-passes-a-day target."""
+generated (to wire dicts), the counts, and peak memory; compares against the 10M-passes-a-day target.
+
+Usage: `python bench/bench_movement.py [--vehicles N] [--people N] [--days D] [--seed S] [--smoke]`
+(`--smoke`: a few seconds at a tiny size, only to check that it runs)."""
 
 from __future__ import annotations
 
 import argparse
 import resource
 import time
+
+from common import movement_args, parse
 
 from simulator.city import generate_city
 from simulator.movement import MovementParams, simulate_movement
@@ -16,11 +21,8 @@ TARGET_PASSES_PER_DAY = 10_000_000
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--vehicles", type=int, default=100_000)
-    ap.add_argument("--people", type=int, default=150_000)
-    ap.add_argument("--days", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args()
+    movement_args(ap)
+    a = parse(ap, smoke={"vehicles": 1000, "people": 1500})
     t = time.perf_counter()
     city = generate_city(city_for(a.vehicles, a.seed))
     t_city = time.perf_counter() - t

@@ -12,8 +12,9 @@ The trajectory and disk figures at 10M passes are `bench/bench_trajectory.py`.
 The API runs in child processes (`tianwang serve --workers N`), so client, API and database share
 this machine's cores. The client posts pre-encoded JSON bodies from several threads.
 Usage: `python bench/bench_passes.py [--ingest N] [--batch N] [--threads N] [--workers N]
-[--rounds N] [--alarm-rate N] [--alarm-senders N] [--no-alarm] [--no-ingest]` (defaults: 200,000
-passes a round, 5000 a request, 4 threads, 2 workers, 3 rounds, 10,000 passes/s from 2 senders).
+[--rounds N] [--alarm-rate N] [--alarm-senders N] [--no-alarm] [--no-ingest] [--smoke]` (defaults:
+200,000 passes a round, 5000 a request, 4 threads, 2 workers, 3 rounds, 10,000 passes/s from 2
+senders; `--smoke`: a few seconds at a tiny size, only to check that it runs).
 CPU figures read /proc (Linux). Needs PostgreSQL at TIANWANG_TEST_PG_URL.
 """
 
@@ -24,45 +25,24 @@ import datetime as dt
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 import psycopg
-from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
 
 from tianwang.auth.tokens import create_token
-from tianwang.storage import migrate
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint
 from tianwang.trajectories import partitions
 
-PG_URL = os.environ.get("TIANWANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PROVINCE = "粤"
 N_CHECKPOINTS = 300
-# what the API stores for a valid ordinary plate, so the COPY peer writes the very same rows
-COLS = (
-    "plate_no",
-    "ts",
-    "key",
-    "checkpoint_id",
-    "plate_kind",
-    "plate_valid",
-    "lane",
-    "plate_color",
-    "speed_kmh",
-    "received_at",
-)
 
 
 def cp_id(i: int) -> str:
@@ -72,33 +52,6 @@ def cp_id(i: int) -> str:
 def plate(i: int) -> str:
     # 5 digits keeps every generated plate valid (serials never use I or O)
     return f"{PROVINCE}{'ABCDEFGHJK'[i // 100_000 % 10]}{i % 100_000:05d}"
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))]
-
-
-def make_db() -> tuple[str, str]:
-    name = f"tw_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    return name, url
-
-
-def drop_db(name: str) -> None:
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def raw_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def setup(url: str, days_back: int) -> tuple[str, str]:
@@ -125,56 +78,40 @@ def setup(url: str, days_back: int) -> tuple[str, str]:
     return agent, inv
 
 
+def pass_row(
+    rnd: random.Random, plate_i: int, ts: dt.datetime, key: str, now: dt.datetime
+) -> tuple[Any, ...]:
+    """One pass in PASS_COLS order, as the API stores a valid ordinary plate sent with a lane, a plate
+    colour and a speed (the checkpoint, lane and speed drawn): the COPY peer writes the very same rows."""
+    lane, cp, speed = rnd.randrange(1, 5), cp_id(rnd.randrange(N_CHECKPOINTS)), float(rnd.randrange(20, 90))
+    return (plate(plate_i), ts, key, cp, "ordinary", True, lane, "5", None, None, speed, None, now)
+
+
 def gen_rows(
     n: int, start: dt.datetime, span_s: int, plates_n: int, seed: int, tag: str
 ) -> list[tuple[Any, ...]]:
-    """Rows in COLS order, as the API would store them."""
+    """Rows in PASS_COLS order, as the API would store them."""
     rnd = random.Random(seed)
     now = dt.datetime.now(dt.UTC)
     return [
-        (
-            plate(rnd.randrange(plates_n)),
+        pass_row(
+            rnd,
+            rnd.randrange(plates_n),
             start + dt.timedelta(seconds=rnd.randrange(span_s)),
             f"{tag}-{i:09d}",
-            cp_id(rnd.randrange(N_CHECKPOINTS)),
-            "ordinary",
-            True,
-            rnd.randrange(1, 5),
-            "5",
-            float(rnd.randrange(20, 90)),
             now,
         )
         for i in range(n)
     ]
 
 
-TYPES = (
-    "varchar",
-    "timestamptz",
-    "varchar",
-    "varchar",
-    "varchar",
-    "bool",
-    "int4",
-    "varchar",
-    "float8",
-    "timestamptz",
-)
-
-
-def copy_rows(dsn: str, rows: Iterable[tuple[Any, ...]]) -> tuple[float, float, float]:
+def copy_passes(dsn: str, rows: Iterable[tuple[Any, ...]]) -> tuple[float, float, float]:
     """One raw binary COPY of `rows` into `passes` in one transaction (the fastest way in):
     (seconds, database CPU seconds, client CPU seconds)."""
     with psycopg.connect(dsn) as conn:
         pid = conn.info.backend_pid
         db0, cl0, t0 = cpu_s([pid]), time.process_time(), time.perf_counter()
-        with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY passes ({', '.join(COLS)}) FROM STDIN (FORMAT BINARY)") as cp,
-        ):
-            cp.set_types(list(TYPES))
-            for r in rows:
-                cp.write_row(r)
+        copy_rows(conn, "passes", PASS_COLS, rows)
         conn.commit()
         return time.perf_counter() - t0, cpu_s([pid]) - db0, time.process_time() - cl0
 
@@ -218,61 +155,6 @@ def backends(dsn: str) -> list[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
     return [int(r[0]) for r in rows]
-
-
-def start_api(url: str, data_dir: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "TIANWANG_DATABASE_URL": url,
-        "TIANWANG_DATA_DIR": data_dir,
-        "TIANWANG_OBJECT_STORE": f"dir:{data_dir}/objects",
-        "TIANWANG_ALARM_POLL_S": "0.5",
-        # PostgreSQL is shared, so the API insists on a configured key (any Fernet key will do here)
-        "TIANWANG_SECRET_KEY": Fernet.generate_key().decode(),
-    }
-    log_path = os.path.join(data_dir, "api.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from tianwang.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                time.sleep(1.0 if workers > 1 else 0)  # let every worker finish starting
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        tail = f.read()[-2000:]
-    raise SystemExit(f"the API did not start:\n{tail}")
-
-
-def stop_api(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def to_items(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -351,7 +233,7 @@ def bench_ingest(dsn: str, base: str, api_pid: int, agent: str, args: argparse.N
         if stored != n + 2 * args.threads:
             raise SystemExit(f"the API stored {stored} of {n} passes")
         empty_passes(dsn)
-        copy_s, copy_db, copy_cl = copy_rows(dsn, rows)
+        copy_s, copy_db, copy_cl = copy_passes(dsn, rows)
         empty_passes(dsn)
         api_rate, copy_rate = n / api_s, n / copy_s
         ratios.append(api_rate / copy_rate)
@@ -471,8 +353,11 @@ def bench_alarms(base: str, dsn: str, agent: str, inv: str, args: argparse.Names
     for t in senders:
         t.join()
     achieved = sum(offered) / (time.perf_counter() - t_start)
-    time.sleep(2)
+    deadline = time.perf_counter() + 2  # the last alarms may still be on their way
+    while len(lat) < len(sent) and time.perf_counter() < deadline:
+        time.sleep(0.05)
     stop.set()
+    lt.join(5)  # the listener leaves at the next heartbeat; an open stream would hold the API's shutdown
     if errors:
         raise SystemExit(f"ingest errors: {errors[:3]}")
     print(
@@ -512,26 +397,38 @@ def main() -> None:
     )
     ap.add_argument("--no-alarm", action="store_true", help="skip the alarm latency test")
     ap.add_argument("--no-ingest", action="store_true", help="skip the ingest rate test")
-    args = ap.parse_args()
+    args = parse(
+        ap,
+        smoke={
+            "ingest": 2000,
+            "batch": 500,
+            "threads": 2,
+            "workers": 1,
+            "rounds": 1,
+            "alarm_rate": 200,
+            "alarm_seconds": 1,
+            "alarm_senders": 1,
+        },
+    )
 
-    name, url = make_db()
-    dsn = raw_dsn(url)
-    tmp = tempfile.mkdtemp(prefix="tw-bench-")
     proc = None
-    try:
-        agent, inv = setup(url, 3)
-        proc, base = start_api(url, tmp, args.workers)
-        print(
-            f"PostgreSQL database {name}; {N_CHECKPOINTS} checkpoints; API with {args.workers} worker(s); "
-            f"{os.cpu_count()} cores shared by client, API and database"
-        )
-        if not args.no_ingest:
-            bench_ingest(dsn, base, proc.pid, agent, args)
-        if not args.no_alarm:
-            bench_alarms(base, dsn, agent, inv, args)
-    finally:
-        stop_api(proc)
-        drop_db(name)
+    with scratch_db("passes") as (name, url), tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
+        dsn = raw_dsn(url)
+        try:
+            agent, inv = setup(url, 3)
+            proc, base = start_api(
+                url, tmp, args.workers, TIANWANG_ALARM_POLL_S="0.5", TIANWANG_SSE_HEARTBEAT_S="1"
+            )
+            print(
+                f"PostgreSQL database {name}; {N_CHECKPOINTS} checkpoints; API with {args.workers} "
+                f"worker(s); {os.cpu_count()} cores shared by client, API and database"
+            )
+            if not args.no_ingest:
+                bench_ingest(dsn, base, proc.pid, agent, args)
+            if not args.no_alarm:
+                bench_alarms(base, dsn, agent, inv, args)
+        finally:
+            stop_api(proc)
 
 
 if __name__ == "__main__":

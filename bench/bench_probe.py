@@ -4,18 +4,21 @@ Compared, in the same run and with the same client, against the peer: a plain se
 over the same devices. The simulator runs in a child process, so `time.process_time()` here is
 the client's alone. Run twice: devices answering at once (CPU-bound), and answering after a
 camera-like latency (the simulator's `slow` fault).
-Usage: `python bench/bench_probe.py [N] [CONCURRENCY] [LATENCY_S]`.
+Usage: `python bench/bench_probe.py [N] [CONCURRENCY] [LATENCY_S] [--smoke]` (defaults 200 50 0.05;
+`--smoke`: a few seconds at a tiny size, only to check that it runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing as mp
-import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from common import parse
 
 from edge_agent.devices.onvif_client import OnvifPool, warm_wsdl
 from edge_agent.probes import ProbeSettings, run_with_deadline
@@ -101,7 +104,9 @@ async def main(n: int, concurrency: int, latency_s: float) -> None:
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    c = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    lat = float(sys.argv[3]) if len(sys.argv) > 3 else 0.05
-    asyncio.run(main(n, c, lat))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("n", nargs="?", type=int, default=200, help="simulated cameras")
+    ap.add_argument("concurrency", nargs="?", type=int, default=50, help="probes in flight")
+    ap.add_argument("latency", nargs="?", type=float, default=0.05, help="seconds before each answer")
+    a = parse(ap, smoke={"n": 6, "concurrency": 3, "latency": 0.01})
+    asyncio.run(main(a.n, a.concurrency, a.latency))

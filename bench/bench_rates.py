@@ -1,7 +1,10 @@
 """Time-weighted online rate (在线率) in SQL over a day of health observations, against the floor: a bare
 `SELECT count(*)` over the same rows. PostgreSQL (TIANWANG_TEST_PG_URL), a scratch database dropped after.
 
-    .venv/bin/python bench/bench_rates.py [--devices 2000] [--every 60]
+    .venv/bin/python bench/bench_rates.py [--devices 2000] [--every 60] [--smoke]
+
+(`--smoke`: a few seconds at a tiny size, only to check that it runs.) The day is a fixed one: the
+rate is computed over a given window, so the bench does not depend on the date it runs on.
 """
 
 from __future__ import annotations
@@ -9,42 +12,27 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import time
-import uuid
 
 import numpy as np
+from common import parse, scratch_db
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from tianwang.coverage.rates import Window, device_seconds, online_rate
-from tianwang.storage import migrate
 from tianwang.storage.models import HealthObservation
-
-PG_URL = os.environ.get("TIANWANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--every", type=int, default=60, help="seconds between observations of a device")
-    a = ap.parse_args()
-    name = f"tw_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    a = parse(ap, smoke={"devices": 5})
+    with scratch_db("rates") as (_name, url):
         run(url, a.devices, a.every)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(url: str, n_dev: int, every: int) -> None:
-    migrate.upgrade(url)
     eng = create_engine(url)
     day0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     window = Window(day0, day0 + dt.timedelta(days=1))

@@ -9,7 +9,8 @@
    passes a day costs.
 
 The API runs in child processes (`tianwang serve`), sharing this machine's cores with the client
-and the database. Usage: `python bench/bench_trajectory.py [--passes N] [--plates N] [--sample N]`.
+and the database. Usage: `python bench/bench_trajectory.py [--passes N] [--plates N] [--sample N] [--smoke]`
+(`--smoke`: a few seconds at a tiny size, only to check that it runs).
 Needs PostgreSQL at TIANWANG_TEST_PG_URL and a few GB of disk (≈ 3 GB for 10M passes).
 """
 
@@ -20,30 +21,14 @@ import datetime as dt
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from typing import Any
 
 import httpx
 import psycopg
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from bench_passes import (  # the sibling bench's helpers
-    COLS,
-    N_CHECKPOINTS,
-    TYPES,
-    cp_id,
-    drop_db,
-    make_db,
-    pct,
-    plate,
-    raw_dsn,
-    setup,
-    start_api,
-    stop_api,
-)
+from bench_passes import N_CHECKPOINTS, pass_row, plate, setup  # the sibling bench's helpers
+from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
 
 DAYS = 30
 HEAVY = 1000  # busy plates (taxis, vans): the ones an investigator follows over weeks
@@ -59,25 +44,12 @@ FLOOR_SQL = (
 
 
 def day_rows(day: dt.datetime, n: int, plates_n: int, rnd: random.Random, tag: str) -> list[tuple[Any, ...]]:
-    """One day's passes in COLS order: a share on the busy plates, the rest on the long tail."""
+    """One day's passes in PASS_COLS order: a share on the busy plates, the rest on the long tail."""
     now = dt.datetime.now(dt.UTC)
     rows = []
     for i in range(n):
         p = rnd.randrange(HEAVY) if rnd.random() < HEAVY_SHARE else HEAVY + rnd.randrange(plates_n - HEAVY)
-        rows.append(
-            (
-                plate(p),
-                day + dt.timedelta(seconds=rnd.randrange(86400)),
-                f"{tag}-{i:08d}",
-                cp_id(rnd.randrange(N_CHECKPOINTS)),
-                "ordinary",
-                True,
-                rnd.randrange(1, 5),
-                "5",
-                float(rnd.randrange(20, 90)),
-                now,
-            )
-        )
+        rows.append(pass_row(rnd, p, day + dt.timedelta(seconds=rnd.randrange(86400)), f"{tag}-{i:08d}", now))
     return rows
 
 
@@ -91,20 +63,14 @@ def load(dsn: str, total: int, plates_n: int, start: dt.datetime) -> None:
             n = per_day if d < DAYS - 1 else total - per_day * (DAYS - 1)
             rows = day_rows(start + dt.timedelta(days=d), n, plates_n, rnd, f"d{d:02d}")
             t1 = time.perf_counter()
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY passes ({', '.join(COLS)}) FROM STDIN (FORMAT BINARY)") as cp,
-            ):
-                cp.set_types(list(TYPES))
-                for r in rows:
-                    cp.write_row(r)
+            copy_rows(conn, "passes", PASS_COLS, rows)
             conn.commit()
             copy_s += time.perf_counter() - t1
             if d % 5 == 4:
                 done = per_day * (d + 1)
                 print(f"[load] day {d + 1}/{DAYS}: {done:,} passes, {time.perf_counter() - t0:.0f}s")
     print(
-        f"[load] {total:,} passes over {DAYS} days by binary COPY: {copy_s:.0f}s in COPY "
+        f"[load] {total:,} passes over {DAYS} days by binary COPY: {copy_s:.1f}s in COPY "
         f"({total / copy_s:,.0f} passes/s into the indexed table), "
         f"{time.perf_counter() - t0:.0f}s with generation"
     )
@@ -189,27 +155,25 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=400_000, help="distinct plates (busy ones included)")
     ap.add_argument("--sample", type=int, default=50, help="plates queried per group")
     ap.add_argument("--workers", type=int, default=2, help="API worker processes")
-    args = ap.parse_args()
+    args = parse(ap, smoke={"passes": 3000, "plates": 1500, "sample": 3, "workers": 1})
 
-    name, url = make_db()
-    dsn = raw_dsn(url)
-    tmp = tempfile.mkdtemp(prefix="tw-bench-")
     proc = None
-    try:
-        today = dt.datetime.now(dt.UTC).date()
-        start = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC) - dt.timedelta(days=DAYS)
-        _agent, inv = setup(url, DAYS)
-        cores = os.cpu_count()
-        print(
-            f"PostgreSQL database {name}; {N_CHECKPOINTS} checkpoints; {DAYS} day partitions; {cores} cores"
-        )
-        load(dsn, args.passes, args.plates, start)
-        disk(dsn)
-        proc, base = start_api(url, tmp, args.workers)
-        trajectories(dsn, base, inv, start, args.sample, args.plates)
-    finally:
-        stop_api(proc)
-        drop_db(name)
+    with scratch_db("traj") as (name, url), tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
+        dsn = raw_dsn(url)
+        try:
+            today = dt.datetime.now(dt.UTC).date()
+            start = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC) - dt.timedelta(days=DAYS)
+            _agent, inv = setup(url, DAYS)
+            print(
+                f"PostgreSQL database {name}; {N_CHECKPOINTS} checkpoints; {DAYS} day partitions; "
+                f"{os.cpu_count()} cores"
+            )
+            load(dsn, args.passes, args.plates, start)
+            disk(dsn)
+            proc, base = start_api(url, tmp, args.workers)
+            trajectories(dsn, base, inv, start, args.sample, args.plates)
+        finally:
+            stop_api(proc)
 
 
 if __name__ == "__main__":

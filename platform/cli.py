@@ -537,6 +537,11 @@ def discover_cmd(
     typer.echo(f"{len(found)} device(s) answered", err=True)
 
 
+# a stop (SIGTERM) waits this long for open responses, then closes them: a live alarm stream never
+# ends by itself, and uvicorn would otherwise wait for it until the process is killed
+SHUTDOWN_GRACE_S = 5
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -547,7 +552,14 @@ def serve(
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
-    uvicorn.run("tianwang.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "tianwang.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
 
 
 @app.command("agent")
