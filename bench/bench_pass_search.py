@@ -23,15 +23,12 @@ import argparse
 import datetime as dt
 import os
 import random
-import sys
 import time
 
 import psycopg
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from bench_passes import COLS, N_CHECKPOINTS, TYPES, drop_db, make_db, pct, plate, raw_dsn, setup
+from bench_passes import N_CHECKPOINTS, plate, setup
 from bench_trajectory import day_rows
+from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db
 
 from tianwang.storage.db import Database
 from tianwang.trajectories import search
@@ -52,13 +49,7 @@ def load(dsn: str, total: int, plates_n: int, days: int, start: dt.datetime) -> 
             n = per_day if d < days - 1 else total - per_day * (days - 1)
             rows = day_rows(start + dt.timedelta(days=d), n, plates_n, rnd, f"d{d:02d}")
             t1 = time.perf_counter()
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY passes ({', '.join(COLS)}) FROM STDIN (FORMAT BINARY)") as cp,
-            ):
-                cp.set_types(list(TYPES))
-                for r in rows:
-                    cp.write_row(r)
+            copy_rows(conn, "passes", PASS_COLS, rows)
             conn.commit()
             copy_s += time.perf_counter() - t1
     print(
@@ -124,38 +115,34 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=400_000)
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--sample", type=int, default=40, help="patterns timed per kind")
-    ap.add_argument(
-        "--smoke", action="store_true", help="a tiny run: checks the bench works, figures meaningless"
-    )
-    args = ap.parse_args()
-    if args.smoke:
-        args.passes, args.plates, args.days, args.sample = 20_000, 2_000, 2, 4
+    args = parse(ap, smoke={"passes": 20_000, "plates": 2_000, "days": 2, "sample": 4})
 
-    name, url = make_db()
-    dsn = raw_dsn(url)
     db = None
-    try:
-        today = dt.datetime.now(dt.UTC).date()
-        start = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC) - dt.timedelta(days=args.days)
-        setup(url, args.days)
-        print(
-            f"PostgreSQL database {name}; {N_CHECKPOINTS} checkpoints; {args.days} day partitions; "
-            f"{os.cpu_count()} cores"
-        )
-        load(dsn, args.passes, args.plates, args.days, start)
-        db = Database(url)
-        rnd = random.Random(5)
-        day = (start + dt.timedelta(days=args.days // 2), start + dt.timedelta(days=args.days // 2 + 1))
-        whole = (start, start + dt.timedelta(days=args.days))
-        goals = {"prefix": "goal p95 ≤ 50 ms", "leading": "goal p95 ≤ 500 ms", "lookalike": "no goal set"}
-        for kind in ("prefix", "leading", "lookalike"):
-            pats = patterns(kind, args.sample, args.plates, rnd)
-            run(db, dsn, f"{kind} ({goals[kind]})", pats, *day)
-            run(db, dsn, kind, pats[: max(2, args.sample // 4)], *whole)
-    finally:
-        if db is not None:
-            db.dispose()
-        drop_db(name)
+    with scratch_db("search") as (name, url):
+        try:
+            today = dt.datetime.now(dt.UTC).date()
+            start = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC) - dt.timedelta(
+                days=args.days
+            )
+            setup(url, args.days)
+            print(
+                f"PostgreSQL database {name}; {N_CHECKPOINTS} checkpoints; {args.days} day partitions; "
+                f"{os.cpu_count()} cores"
+            )
+            dsn = raw_dsn(url)
+            load(dsn, args.passes, args.plates, args.days, start)
+            db = Database(url)
+            rnd = random.Random(5)
+            day = (start + dt.timedelta(days=args.days // 2), start + dt.timedelta(days=args.days // 2 + 1))
+            whole = (start, start + dt.timedelta(days=args.days))
+            goals = {"prefix": "goal p95 ≤ 50 ms", "leading": "goal p95 ≤ 500 ms", "lookalike": "no goal set"}
+            for kind in ("prefix", "leading", "lookalike"):
+                pats = patterns(kind, args.sample, args.plates, rnd)
+                run(db, dsn, f"{kind} ({goals[kind]})", pats, *day)
+                run(db, dsn, kind, pats[: max(2, args.sample // 4)], *whole)
+        finally:
+            if db is not None:
+                db.dispose()
 
 
 if __name__ == "__main__":
