@@ -3,12 +3,21 @@ look-alike digits answer clean problem JSON (never 500), on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+import numpy as np
+import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy import event, text
 
 from tests.conftest import auth
+from tianwang.api.app import create_app
+from tianwang.config import Settings
 from tianwang.context import AppContext
 
 CAM_ID = "44030500001320000001"
@@ -89,3 +98,211 @@ def test_integrity_error_anywhere_is_a_409_problem(
 
     body = is_problem(client.get(path), 409)
     assert "already exists" in body["detail"] and "INSERT" not in body["detail"]
+
+
+# ---------------------------------------------------------------- degenerate geometry
+
+SQUARE = [[114.0, 22.5], [114.01, 22.5], [114.01, 22.51], [114.0, 22.51], [114.0, 22.5]]
+BOWTIE = [[114.0, 22.5], [114.01, 22.51], [114.01, 22.5], [114.0, 22.51], [114.0, 22.5]]
+
+
+def post_raw(client: TestClient, path: str, body: Any, headers: dict[str, str]) -> Any:
+    """JSON as a careless client sends it: NaN and Infinity included (Python's parser accepts them)."""
+    raw = json.dumps(body, allow_nan=True).encode()
+    return client.post(path, content=raw, headers={**headers, "Content-Type": "application/json"})
+
+
+def area(geometry: Any) -> dict[str, Any]:
+    return {"code": "G1", "name": "g", "kind": "grid", "geometry": geometry}
+
+
+def roads(geometry: Any) -> dict[str, Any]:
+    feat = {"type": "Feature", "id": "r1", "properties": {"road_class": "primary"}, "geometry": geometry}
+    return {"type": "FeatureCollection", "features": [feat]}
+
+
+def collision(geometry: Any) -> dict[str, Any]:
+    w = {"area": geometry, "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T01:00:00Z"}
+    return {"windows": [w, {**w, "from": "2026-01-01T02:00:00Z", "to": "2026-01-01T03:00:00Z"}]}
+
+
+@pytest.mark.parametrize(
+    ("geometry", "reason"),
+    [
+        ({"type": "LineString", "coordinates": [[114.0, 22.5]]}, "at least 2"),
+        ({"type": "LineString", "coordinates": [[114.0, 22.5], [114.0, 22.5]]}, "degenerate"),
+        ({"type": "LineString", "coordinates": []}, "empty"),
+        ({"type": "LineString", "coordinates": [[114.0, 22.5], [114.0, float("nan")]]}, "non-finite"),
+        ({"type": "LineString", "coordinates": [[114.0, 22.5], [200.0, 22.5]]}, "outside lon/lat"),
+        ({"type": "LineString", "coordinates": [[114.0, 22.5], [114.1, "22.5"]]}, "numbers"),
+        ({"type": "LineString", "coordinates": [[114.0, 22.5], [114.1]]}, "position"),
+        ({"type": "LineString"}, "no coordinates"),
+        ({"type": "MultiLineString", "coordinates": [[[114.0, 22.5]]]}, "at least 2"),
+    ],
+)
+def test_degenerate_roads_are_refused_with_a_reason(
+    client: TestClient, tokens: dict[str, str], geometry: dict[str, Any], reason: str
+) -> None:
+    r = post_raw(client, "/api/v1/roads", roads(geometry), auth(tokens["staff"]))
+    assert r.status_code == 200, r.text  # an import: the bad feature is listed, the rest stored
+    rejected = r.json()["rejected"]
+    assert len(rejected) == 1 and reason in rejected[0]["errors"][0], rejected
+
+
+@pytest.mark.parametrize(
+    ("geometry", "reason"),
+    [
+        ({"type": "Polygon", "coordinates": [BOWTIE]}, "Self-intersection"),
+        ({"type": "Polygon", "coordinates": [SQUARE[:3]]}, "at least 4"),
+        ({"type": "Polygon", "coordinates": [SQUARE[:4]]}, "not closed"),
+        ({"type": "Polygon", "coordinates": [[SQUARE[0], SQUARE[1], SQUARE[0], SQUARE[0]]]}, "degenerate"),
+        ({"type": "Polygon", "coordinates": []}, "empty"),
+        ({"type": "MultiPolygon", "coordinates": [[]]}, "no rings"),
+        (
+            {"type": "Polygon", "coordinates": [[[114.0, 95.0], *SQUARE[1:4], [114.0, 95.0]]]},
+            "outside lon/lat",
+        ),
+        ({"type": "GeometryCollection", "geometries": []}, "must be one of"),
+        ({"type": "Polygon", "coordinates": 5}, "must be an array"),
+    ],
+)
+def test_degenerate_areas_are_422_with_the_field_and_reason(
+    client: TestClient, tokens: dict[str, str], geometry: dict[str, Any], reason: str
+) -> None:
+    body = is_problem(post_raw(client, "/api/v1/areas", area(geometry), auth(tokens["staff"])), 422)
+    assert body["errors"][0]["field"] == "geometry" and reason in body["errors"][0]["message"], body
+    r = client.post(
+        "/api/v1/analysis/collision", params={"case_no": "C-1"}, json=collision(geometry),
+        headers=auth(tokens["investigator"]),
+    )  # fmt: skip
+    body = is_problem(r, 422)
+    assert reason in json.dumps(body["errors"]), body
+
+
+def test_vertex_cap_refuses_large_polygons_quickly(client: TestClient, tokens: dict[str, str]) -> None:
+    """The issue's 8 MB self-intersecting polygon (200,000 vertices: 18–20 s in GEOS) → 422 at once."""
+    rng = np.random.default_rng(1)
+    ring = (np.array([114.0, 22.5]) + rng.uniform(0, 0.1, (200_000, 2))).tolist()
+    big = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    t = time.perf_counter()
+    body = is_problem(client.post("/api/v1/areas", json=area(big), headers=auth(tokens["staff"])), 422)
+    assert "more than 10000 vertices" in body["errors"][0]["message"]
+    ring = ring[:10_001]  # one over the cap
+    big = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    r = client.post(
+        "/api/v1/analysis/collision", params={"case_no": "C-1"}, json=collision(big),
+        headers=auth(tokens["investigator"]),
+    )  # fmt: skip
+    assert "more than 10000 vertices" in is_problem(r, 422)["detail"]
+    assert time.perf_counter() - t < 8  # parsing 8 MB of JSON, on a loaded machine; was ~20 s
+
+
+def test_vertex_cap_is_a_setting(settings: Settings, ctx: AppContext, tokens: dict[str, str]) -> None:
+    small = settings.model_copy(update={"max_geometry_vertices": 5})
+    with TestClient(create_app(small, ctx), raise_server_exceptions=False) as c:
+        h = auth(tokens["staff"])
+        assert (
+            c.post(
+                "/api/v1/areas", json=area({"type": "Polygon", "coordinates": [SQUARE]}), headers=h
+            ).status_code
+            == 201
+        )
+        hexagon = [[114.0, 22.5], [114.01, 22.5], [114.02, 22.505], [114.01, 22.51], [114.0, 22.51],
+                   [113.99, 22.505], [114.0, 22.5]]  # fmt: skip
+        body = is_problem(
+            c.post("/api/v1/areas", json=area({"type": "Polygon", "coordinates": [hexagon]}), headers=h), 422
+        )
+        assert "more than 5 vertices" in body["errors"][0]["message"]
+
+
+def test_bodies_are_not_read_before_authentication(client: TestClient, tokens: dict[str, str]) -> None:
+    """A body-carrying request with no or a wrong token is refused before its body is read: a body
+    that never arrives does not hold the answer back."""
+    read: list[int] = []
+
+    def body() -> Any:
+        read.append(1)
+        yield b'{"code": "G1"'
+        raise AssertionError("the body was read")
+
+    for headers in ({}, {"Authorization": "Bearer tw_not-a-token"}, {"Authorization": "Basic eDp5"}):
+        r = client.post(
+            "/api/v1/areas", content=body(), headers={**headers, "Content-Type": "application/json"}
+        )
+        assert is_problem(r, 401) and r.headers["www-authenticate"] == "Bearer"
+    assert read == []
+    # with a valid token the body is read and judged as before
+    r = client.post(
+        "/api/v1/areas",
+        json=area({"type": "Polygon", "coordinates": [SQUARE]}),
+        headers=auth(tokens["staff"]),
+    )
+    assert r.status_code == 201
+
+
+# anything a client could put where a geometry goes
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-200, 200),
+    st.sampled_from([114.0, 22.5, 0, -0.0, 180, -90, 1e308]),
+    st.integers(-(2**70), 2**70),
+)
+position = st.lists(numbers, min_size=0, max_size=4)
+junk = st.recursive(
+    st.one_of(numbers, st.none(), st.text(max_size=3), st.booleans()),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=20,
+)
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> dict[str, Any]:
+    """Small rings and lines on a coarse lattice: repeated points, collinear rings, bowties, holes
+    outside shells, unclosed rings."""
+    pt = st.tuples(st.integers(0, 3), st.integers(0, 3)).map(
+        lambda p: [114.0 + p[0] * 0.01, 22.5 + p[1] * 0.01]
+    )
+    ring = st.lists(pt, min_size=0, max_size=7).map(lambda r: r + r[:1])
+    kind = draw(st.sampled_from(["Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point"]))
+    if kind == "Point":
+        return {"type": kind, "coordinates": draw(st.one_of(pt, position))}
+    if kind == "LineString":
+        return {"type": kind, "coordinates": draw(st.lists(pt, max_size=5))}
+    if kind == "MultiLineString":
+        return {"type": kind, "coordinates": draw(st.lists(st.lists(pt, max_size=4), max_size=3))}
+    rings = st.lists(st.one_of(ring, st.lists(pt, max_size=6)), min_size=0, max_size=3)
+    if kind == "Polygon":
+        return {"type": kind, "coordinates": draw(rings)}
+    return {"type": kind, "coordinates": draw(st.lists(rings, max_size=3))}
+
+
+geometries = st.one_of(
+    near_valid(),
+    st.builds(
+        lambda t, c: {"type": t, "coordinates": c},
+        st.sampled_from(["Point", "LineString", "Polygon", "MultiPolygon", "MultiLineString", "Nope"]),
+        junk,
+    ),
+    junk,
+)
+
+
+@examples(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(g=geometries)
+def test_any_geometry_is_never_a_5xx(client: TestClient, tokens: dict[str, str], g: Any) -> None:
+    staff, inv = auth(tokens["staff"]), auth(tokens["investigator"])
+    for path, body, h in (
+        ("/api/v1/areas", area(g), staff),
+        ("/api/v1/key-sites", {"id": "k1", "name": "k", "category": "school", "geometry": g}, staff),
+        ("/api/v1/roads", roads(g), staff),
+        ("/api/v1/analysis/collision?case_no=C-1", collision(g), inv),
+    ):
+        r = post_raw(client, path, body, h)
+        assert r.status_code < 500, (path, g, r.status_code, r.text)
+        if r.status_code == 422:
+            errors = r.json().get("errors") or []
+            assert errors and all(e["field"] and e["message"] for e in errors), r.text
