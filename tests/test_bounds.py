@@ -333,3 +333,55 @@ def test_sqlite_database_and_its_wal_are_private(tmp_path: Path) -> None:
     path.chmod(0o644)
     Database(url).dispose()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("pg", marks=pytest.mark.pg)], indirect=True)
+def test_audit_log_refuses_truncate_on_postgres(db_url: str, ctx: AppContext) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
+    from tianwang.trajectories import audit
+
+    with ctx.db.session() as s:
+        audit.record(s, user="u", role="investigator", route="r", case_no="C", params={}, result_size=0)
+    eng = create_engine(db_url)
+    try:
+        with pytest.raises(DBAPIError, match="append-only: TRUNCATE refused"), eng.begin() as c:
+            c.execute(text("TRUNCATE audit_log"))
+        with pytest.raises(DBAPIError, match="append-only"), eng.begin() as c:
+            c.execute(text("TRUNCATE audit_log CASCADE"))
+        with eng.connect() as c:
+            assert c.execute(text("SELECT case_no FROM audit_log")).scalars().all() == ["C"]
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.pg
+def test_truncate_trigger_migration_goes_down_and_up() -> None:
+    from sqlalchemy import create_engine
+
+    from tests.conftest import PG_URL, _fresh_pg_database
+    from tianwang.storage import migrate
+
+    name, url = _fresh_pg_database()
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        migrate.upgrade(url)
+        triggers = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal"
+        eng = create_engine(url)
+        with eng.connect() as c:
+            assert set(c.execute(text(triggers)).scalars()) == {
+                "audit_log_append_only",
+                "audit_log_no_truncate",
+            }
+        migrate.downgrade(url, "0004")
+        with eng.connect() as c:
+            assert set(c.execute(text(triggers)).scalars()) == {"audit_log_append_only"}
+        migrate.upgrade(url)
+        with eng.connect() as c:
+            assert "audit_log_no_truncate" in set(c.execute(text(triggers)).scalars())
+        eng.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
