@@ -3,6 +3,7 @@ look-alike digits answer clean problem JSON (never 500), on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -385,3 +386,138 @@ def test_truncate_trigger_migration_goes_down_and_up() -> None:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+HIDDEN = {
+    "C1 control (NEL)": "\u0085",
+    "right-to-left override": "\u202e",
+    "left-to-right isolate": "\u2066",
+    "zero-width space": "\u200b",
+    "zero-width joiner": "\u200d",
+    "byte-order mark": "\ufeff",
+    "line separator": "\u2028",
+}
+
+
+@pytest.mark.parametrize("char", list(HIDDEN.values()), ids=list(HIDDEN))
+def test_hidden_characters_are_refused_in_registry_text(
+    client: TestClient, tokens: dict[str, str], char: str
+) -> None:
+    inst, staff, inv = auth(tokens["installer"]), auth(tokens["staff"]), auth(tokens["investigator"])
+    bad = f"东门{char}gpj.exe"
+    square = {"type": "Polygon", "coordinates": [SQUARE]}
+    hot = {
+        "name": "h", "reason": "r", "case_no": "C-1", "valid_from": "2026-01-01T00:00:00Z",
+        "valid_to": "2026-02-01T00:00:00Z", "priority": 1, "entries": [{"imsi": "460001234567890"}],
+    }  # fmt: skip
+    cases = [
+        ("/api/v1/cameras", camera(name=bad), inst, "name"),
+        ("/api/v1/cameras", camera(address=bad), inst, "address"),
+        ("/api/v1/cameras", camera(maintenance_unit=bad), inst, "maintenance_unit"),
+        (
+            "/api/v1/checkpoints",
+            {"checkpoint_id": CP_ID, "name": bad, "lon": 114.0, "lat": 22.5, "direction_deg": 0, "lanes": 2},
+            inst,
+            "name",
+        ),
+        (
+            "/api/v1/checkpoints",
+            {
+                "checkpoint_id": CP_ID,
+                "name": "n",
+                "road": bad,
+                "lon": 114.0,
+                "lat": 22.5,
+                "direction_deg": 0,
+                "lanes": 2,
+            },
+            inst,
+            "road",
+        ),
+        ("/api/v1/areas", {**area(square), "name": bad}, staff, "name"),
+        (
+            "/api/v1/key-sites",
+            {"id": "k", "name": bad, "category": "school", "geometry": square},
+            staff,
+            "name",
+        ),
+        (
+            "/api/v1/fences",
+            {"fence_id": "F1", "name": bad, "lon": 114.0, "lat": 22.5, "radius_m": 100},
+            staff,
+            "name",
+        ),
+        ("/api/v1/hotlists", {**hot, "name": bad}, inv, "name"),
+        ("/api/v1/hotlists", {**hot, "reason": bad}, inv, "reason"),
+        (
+            "/api/v1/hotlists",
+            {**hot, "entries": [{"imsi": "460001234567890", "note": bad}]},
+            inv,
+            "entries.0.note",
+        ),
+    ]
+    for path, body, h, field in cases:
+        p = is_problem(client.post(path, json=body, headers=h), 422)
+        assert [e["field"] for e in p["errors"]] == [field], (path, p)
+        assert f"U+{ord(char):04X}" in p["errors"][0]["message"]
+    fc = roads({"type": "LineString", "coordinates": [[114.0, 22.5], [114.01, 22.5]]})
+    fc["features"][0]["properties"]["name"] = bad
+    rejected = client.post("/api/v1/roads", json=fc, headers=staff).json()["rejected"]
+    assert len(rejected) == 1 and "properties.name" in rejected[0]["errors"][0]
+    # the same text without the hidden character is fine
+    assert (
+        client.post("/api/v1/cameras", json=camera(name=bad.replace(char, "")), headers=inst).status_code
+        == 201
+    )
+
+
+def test_full_width_digits_are_one_number(
+    client: TestClient, tokens: dict[str, str], ctx: AppContext
+) -> None:
+    """NFKC where the field is a number: a full-width IMSI is the same subject as the ASCII one."""
+    from sqlalchemy import select
+
+    from tests.sightings_support import base_time, seed
+    from tianwang.storage.models import Camera, HotlistEntry, PhoneSighting
+
+    seed(ctx)
+    t = base_time()
+    wide = "４６０００１２３４５６７８９０"  # 460001234567890 in full-width digits
+    items = [
+        {"key": "p-wide-01", "fence_id": "F-NS-01", "ts": t.isoformat(), "imsi": wide,
+         "imei": "３５６９３８０３５６４３８０９", "mac": "ＡＡ:ＢＢ:ＣＣ:ＤＤ:ＥＥ:ＦＦ"},
+        {"key": "p-ascii-1", "fence_id": "F-NS-01", "ts": (t + dt.timedelta(minutes=1)).isoformat(),
+         "imsi": "460001234567890"},
+        {"key": "p-arabic1", "fence_id": "F-NS-01", "ts": t.isoformat(), "imsi": "٤٦٠٠٠١٢٣٤٥٦٧٨٩٠"},
+    ]  # fmt: skip
+    r = client.post("/api/v1/ingest/phones", json={"items": items}, headers=auth(tokens["agent"])).json()
+    assert r["accepted"] == 2 and [x["index"] for x in r["rejected"]] == [
+        2
+    ]  # other digits: not a number here
+    with ctx.db.session() as s:
+        rows = s.execute(select(PhoneSighting.imsi, PhoneSighting.imei, PhoneSighting.mac)).all()
+    assert sorted(rows, key=str) == sorted(
+        [("460001234567890", "356938035643809", "AA:BB:CC:DD:EE:FF"), ("460001234567890", None, None)],
+        key=str,
+    )
+    # hotlist entries and registry codes normalise the same way
+    hot = {
+        "name": "h", "reason": "r", "case_no": "C-1", "valid_from": "2026-01-01T00:00:00Z",
+        "valid_to": "2026-02-01T00:00:00Z", "priority": 1, "entries": [{"imsi": wide}],
+    }  # fmt: skip
+    assert client.post("/api/v1/hotlists", json=hot, headers=auth(tokens["investigator"])).status_code == 201
+    with ctx.db.session() as s:
+        assert s.scalars(select(HotlistEntry.value).where(HotlistEntry.kind == "imsi")).all() == [
+            "460001234567890"
+        ]
+    wide_id = CAM_ID.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+    r = client.post(
+        "/api/v1/cameras",
+        json=camera(device_id=wide_id, area_code="４４０３０５"),
+        headers=auth(tokens["installer"]),
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["device_id"], r.json()["area_code"]) == (CAM_ID, "440305")
+    with ctx.db.session() as s:
+        assert CAM_ID in s.scalars(select(Camera.device_id)).all()
+        assert s.scalar(select(Camera.id).where(Camera.device_id == wide_id)) is None

@@ -26,6 +26,7 @@ from tianwang.checkpoints import plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit
+from tianwang.validation import OptCode, OptText, Text
 
 Kind = Literal["plate", "imsi", "person"]
 CHUNK = 5000
@@ -37,9 +38,9 @@ class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     plate_no: str | None = Field(None, max_length=40)
-    imsi: str | None = Field(None, pattern=r"^\d{6,15}$")
+    imsi: OptCode = Field(None, pattern=r"^[0-9]{6,15}$")
     person_id: str | None = Field(None, min_length=1, max_length=64)
-    note: str | None = Field(None, max_length=500)
+    note: OptText = Field(None, max_length=500)
 
     @model_validator(mode="after")
     def _one(self) -> EntryIn:
@@ -52,8 +53,8 @@ class EntryIn(BaseModel):
 class HotlistIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=1000)
+    name: Text = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=1000)
     case_no: str = Field(min_length=1, max_length=64)
     valid_from: dt.datetime
     valid_to: dt.datetime
