@@ -200,21 +200,21 @@ def test_vertex_cap_refuses_large_polygons_quickly(client: TestClient, tokens: d
 
 
 def test_vertex_cap_is_a_setting(settings: Settings, ctx: AppContext, tokens: dict[str, str]) -> None:
+    from tianwang.places import geojson
+
     small = settings.model_copy(update={"max_geometry_vertices": 5})
-    with TestClient(create_app(small, ctx), raise_server_exceptions=False) as c:
-        h = auth(tokens["staff"])
-        assert (
-            c.post(
-                "/api/v1/areas", json=area({"type": "Polygon", "coordinates": [SQUARE]}), headers=h
-            ).status_code
-            == 201
-        )
-        hexagon = [[114.0, 22.5], [114.01, 22.5], [114.02, 22.505], [114.01, 22.51], [114.0, 22.51],
-                   [113.99, 22.505], [114.0, 22.5]]  # fmt: skip
-        body = is_problem(
-            c.post("/api/v1/areas", json=area({"type": "Polygon", "coordinates": [hexagon]}), headers=h), 422
-        )
-        assert "more than 5 vertices" in body["errors"][0]["message"]
+    square = area({"type": "Polygon", "coordinates": [SQUARE]})
+    hexagon = [[114.0, 22.5], [114.01, 22.5], [114.02, 22.505], [114.01, 22.51], [114.0, 22.51],
+               [113.99, 22.505], [114.0, 22.5]]  # fmt: skip
+    before = geojson.MAX_VERTICES
+    try:
+        with TestClient(create_app(small, ctx), raise_server_exceptions=False) as c:
+            h = auth(tokens["staff"])
+            assert c.post("/api/v1/areas", json=square, headers=h).status_code == 201
+            r = c.post("/api/v1/areas", json=area({"type": "Polygon", "coordinates": [hexagon]}), headers=h)
+            assert "more than 5 vertices" in is_problem(r, 422)["errors"][0]["message"]
+    finally:
+        geojson.set_max_vertices(before)  # the module default other tests (and the CLI) read
 
 
 def test_bodies_are_not_read_before_authentication(client: TestClient, tokens: dict[str, str]) -> None:
