@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -18,8 +19,8 @@ log = logging.getLogger("tianwang.storage")
 def _private_files(path: Path) -> None:
     """The database and its -wal/-shm readable by the owner only, like the key file: they hold
     passes, sightings and the audit log. SQLite gives -wal and -shm the database file's mode."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+    with contextlib.suppress(FileExistsError):  # an empty file is an empty SQLite database: born private
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             if p.stat().st_mode & 0o077:
