@@ -521,3 +521,21 @@ def test_full_width_digits_are_one_number(
     with ctx.db.session() as s:
         assert CAM_ID in s.scalars(select(Camera.device_id)).all()
         assert s.scalar(select(Camera.id).where(Camera.device_id == wide_id)) is None
+
+
+@examples(max_examples=500, deadline=None)
+@given(g=geometries, allowed=st.sampled_from([("Polygon", "MultiPolygon"), ("LineString", "MultiLineString"),
+                                              ("Point", "Polygon", "MultiPolygon")]))  # fmt: skip
+def test_parse_geometry_answers_a_valid_geometry_or_a_reason(g: Any, allowed: tuple[str, ...]) -> None:
+    """Pure: whatever arrives, a valid non-empty geometry of an allowed type, or ValueError — never
+    a GEOS, type or index error (each of those was a 500)."""
+    from tianwang.places.geojson import parse_geometry
+
+    try:
+        geom = parse_geometry(g, allowed)
+    except ValueError as e:
+        assert str(e).startswith("geometry")
+        return
+    assert geom.geom_type in allowed and geom.is_valid and not geom.is_empty
+    minx, miny, maxx, maxy = geom.bounds
+    assert -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90
