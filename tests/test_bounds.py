@@ -63,22 +63,27 @@ def test_unknown_checkpoint_is_409_on_post_and_patch(client: TestClient, tokens:
     assert client.get(f"/api/v1/cameras/{CAM_ID}", headers=h).json()["checkpoint_id"] is None
 
 
-def test_patch_racing_a_delete_is_404(client: TestClient, tokens: dict[str, str], ctx: AppContext) -> None:
+@pytest.mark.parametrize("what", ["cameras", "checkpoints"])
+def test_patch_racing_a_delete_is_404(
+    client: TestClient, tokens: dict[str, str], ctx: AppContext, what: str
+) -> None:
     h = auth(tokens["installer"])
-    assert client.post("/api/v1/cameras", json=camera(), headers=h).status_code == 201
+    cp = {"checkpoint_id": CP_ID, "name": "卡口", "lon": 114.0, "lat": 22.5, "direction_deg": 0, "lanes": 2}
+    body, rid, column = (camera(), CAM_ID, "device_id") if what == "cameras" else (cp, CP_ID, "checkpoint_id")
+    assert client.post(f"/api/v1/{what}", json=body, headers=h).status_code == 201
     fired: list[str] = []
 
     # the DELETE commits on another connection just before the PATCH writes its UPDATE
     def delete_first(conn: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE CAMERAS") and not fired:
+        if statement.lstrip().upper().startswith(f"UPDATE {what.upper()}") and not fired:
             fired.append(statement)
             with ctx.db.engine.connect() as other:
-                other.execute(text("DELETE FROM cameras WHERE device_id = :d"), {"d": CAM_ID})
+                other.execute(text(f"DELETE FROM {what} WHERE {column} = :d"), {"d": rid})
                 other.commit()
 
     event.listen(ctx.db.engine, "before_cursor_execute", delete_first)
     try:
-        r = client.patch(f"/api/v1/cameras/{CAM_ID}", json={"name": "renamed"}, headers=h)
+        r = client.patch(f"/api/v1/{what}/{rid}", json={"name": "renamed"}, headers=h)
     finally:
         event.remove(ctx.db.engine, "before_cursor_execute", delete_first)
     assert fired

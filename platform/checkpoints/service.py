@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from tianwang.auth.secrets_box import SecretBox
 from tianwang.cameras.schemas import OnvifOut
@@ -112,9 +113,12 @@ def update_checkpoint(
     except ValueError as e:
         raise ValidationFailed(str(e)) from None
     _apply(row, spec, box)
-    if "camera_ids" in changes:
-        _link_cameras(session, checkpoint_id, patch.camera_ids or [])
-    session.flush()
+    try:
+        if "camera_ids" in changes:
+            _link_cameras(session, checkpoint_id, patch.camera_ids or [])
+        session.flush()
+    except StaleDataError:  # a DELETE committed between our read and this write
+        raise NotFound(f"checkpoint {checkpoint_id} was deleted meanwhile") from None
     return row
 
 
