@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # where the console's npm libraries (Leaflet) are installed; empty: platform/web/node_modules
     web_vendor_dir: str = ""
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+    # vertices per GeoJSON geometry (areas, key sites, roads, collision areas): validity checks on a
+    # self-intersecting polygon grow much faster than its size, so a larger one is refused (422)
+    max_geometry_vertices: int = Field(10_000, ge=4, le=1_000_000)
 
     @property
     def effective_database_url(self) -> str:

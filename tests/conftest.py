@@ -86,7 +86,10 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     with eng.begin() as c:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name == "audit_log" and c.dialect.name == "postgresql":
-                c.execute(text("TRUNCATE audit_log"))  # append-only: a trigger refuses DELETE
+                # append-only: triggers refuse DELETE and TRUNCATE; the owner lifts one on purpose
+                c.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_truncate"))
+                c.execute(text("TRUNCATE audit_log"))
+                c.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_truncate"))
             else:
                 c.execute(table.delete())
     eng.dispose()

@@ -167,9 +167,14 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.state.ctx = ctx
     app.state.wakeups = WakeHub()
     problems.install(app)
-    from tianwang.api.limits import BodyLimit
+    from tianwang.api.limits import AuthFirst, BodyLimit
     from tianwang.api.routers.objects import MAX_PUT
+    from tianwang.places import geojson
 
+    geojson.set_max_vertices(settings.max_geometry_vertices)
+    # inside BodyLimit (added later, so outermost): an oversized body is 413 before anything, then a
+    # body-carrying request without a valid token is 401 before its body is read
+    app.add_middleware(AuthFirst, prefixes=("/api/v1/", "/VIID/"))
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tianwang.errors import TianwangError
@@ -42,6 +44,17 @@ def _safe_msg(err: dict[str, Any]) -> str:
     return text_error(err) or str(err.get("msg", "invalid"))
 
 
+def _integrity_reason(exc: IntegrityError) -> str:
+    """Which kind of constraint refused the write, in words (never the SQL or the values)."""
+    code = getattr(exc.orig, "sqlstate", None)  # psycopg: the SQLSTATE class 23 code
+    text = str(exc.orig).lower()
+    if code == "23505" or "unique" in text:
+        return "a record with the same identifier already exists"
+    if code == "23503" or "foreign key" in text:
+        return "it refers to a record that is not registered (or was just deleted)"
+    return "it breaks a rule of the stored data"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TianwangError)
     async def _domain(_req: Request, exc: TianwangError) -> JSONResponse:
@@ -56,6 +69,28 @@ def install(app: FastAPI) -> None:
             "the request has invalid fields",
             "urn:tianwang:problem:validation",
             errors,
+        )
+
+    # the database's own checks are the last line: a write that a route did not check first (or that
+    # raced another one) is the client's conflict, never a 500
+    @app.exception_handler(IntegrityError)
+    async def _integrity(req: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity error on %s %s: %s", req.method, req.url.path, exc.orig)
+        return problem(
+            409,
+            "Conflict",
+            f"the change was refused: {_integrity_reason(exc)}",
+            "urn:tianwang:problem:conflict",
+        )
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(req: Request, exc: StaleDataError) -> JSONResponse:
+        log.info("stale write on %s %s: %s", req.method, req.url.path, exc)
+        return problem(
+            409,
+            "Conflict",
+            "the record was changed or deleted by another request meanwhile; read it again",
+            "urn:tianwang:problem:conflict",
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -11,11 +11,11 @@ import enum
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator, model_validator
 
 from tianwang.cameras.ids import CAMERA_KINDS, check_kind, parse_device_id
 from tianwang.protocol.fields import Instant
-from tianwang.validation import InputModel
+from tianwang.validation import InputModel, OptCode, OptText, check_display_text, nfkc
 
 
 class Kind(enum.StrEnum):
@@ -124,7 +124,7 @@ def direction_type_for(heading_deg: float) -> DirectionType:
 
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+Text200 = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_display_text)]
 
 
 class OnvifIn(InputModel):
@@ -180,8 +180,8 @@ class CameraFields(InputModel):
     hfov_deg: float | None = Field(None, ge=1, le=360, allow_inf_nan=False)
     range_m: float | None = Field(None, gt=0, le=5000, allow_inf_nan=False)
     point_class: int | None = Field(None, ge=1, le=3, description="一类 / 二类 / 三类 point")
-    area_code: str | None = Field(None, pattern=r"^\d{2,12}$")
-    address: str | None = Field(None, max_length=300)
+    area_code: OptCode = Field(None, pattern=r"^[0-9]{2,12}$")
+    address: OptText = Field(None, max_length=300)
     onvif: OnvifIn | None = None
     rtsp_url: str | None = None
     snapshot_url: str | None = None
@@ -193,18 +193,18 @@ class CameraFields(InputModel):
     room_type: RoomType | None = None
     supply_light_type: SupplyLightType | None = None
     direction_type: DirectionType | None = None
-    resolution: str | None = Field(None, max_length=50)
+    resolution: OptText = Field(None, max_length=50)
     record_retention_days: int | None = Field(None, ge=1, le=3650)
     install_time: Instant | None = None
-    management_unit: str | None = Field(None, max_length=200)
+    management_unit: OptText = Field(None, max_length=200)
     # 一机一档 extension
-    police_station: str | None = Field(None, max_length=200)
-    maintenance_unit: str | None = Field(None, max_length=200)
-    construction_batch: str | None = Field(None, max_length=100)
+    police_station: OptText = Field(None, max_length=200)
+    maintenance_unit: OptText = Field(None, max_length=200)
+    construction_batch: OptText = Field(None, max_length=100)
     photos: list[str] | None = Field(None, max_length=50)
     lifecycle: Lifecycle | None = None
     agent_id: str | None = Field(None, max_length=100, description="pin the device to one agent")
-    checkpoint_id: str | None = Field(None, pattern=r"^\d{20}$")
+    checkpoint_id: OptCode = Field(None, pattern=r"^[0-9]{20}$")
 
     _check_urls = field_validator("rtsp_url", "snapshot_url")(lambda v: _url(v))
 
@@ -252,7 +252,7 @@ class CameraSpec(CameraFields):
     @field_validator("device_id", mode="before")
     @classmethod
     def _strip_id(cls, v: Any) -> Any:
-        return v.strip() if isinstance(v, str) else v
+        return nfkc(v).strip() if isinstance(v, str) else v
 
 
 class CameraOut(BaseModel):

@@ -7,12 +7,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from tianwang.auth.secrets_box import SecretBox
 from tianwang.cameras.schemas import CameraOut, CameraPatch, CameraSpec, OnvifOut
 from tianwang.errors import Conflict, NotFound, ValidationFailed
 from tianwang.pagination import Page, paginate
-from tianwang.storage.models import Camera
+from tianwang.storage.models import Camera, Checkpoint
 
 # columns that map one-to-one from the spec to the row
 _PLAIN = (
@@ -129,9 +130,21 @@ def get_row(session: Session, device_id: str) -> Camera:
     return row
 
 
+def _check_checkpoint(session: Session, checkpoint_id: str | None) -> None:
+    if (
+        checkpoint_id
+        and session.scalar(select(Checkpoint.id).where(Checkpoint.checkpoint_id == checkpoint_id)) is None
+    ):
+        raise Conflict(
+            f"checkpoint {checkpoint_id} is not registered",
+            errors=[{"field": "checkpoint_id", "message": "not registered"}],
+        )
+
+
 def create(session: Session, spec: CameraSpec, box: SecretBox) -> Camera:
     if session.scalar(select(Camera.id).where(Camera.device_id == spec.device_id)) is not None:
         raise Conflict(f"camera {spec.device_id} is already registered")
+    _check_checkpoint(session, spec.checkpoint_id)
     row = apply_spec(Camera(device_id=spec.device_id, status="registered"), spec, box)
     session.add(row)
     try:
@@ -163,8 +176,13 @@ def update(session: Session, device_id: str, patch: CameraPatch, box: SecretBox)
         raise ValidationFailed(str(e)) from None
     if password_must_be_repeated(row, spec):
         raise ValidationFailed(ADDRESS_MOVED, errors=[{"field": "onvif.password", "message": ADDRESS_MOVED}])
+    if spec.checkpoint_id != row.checkpoint_id:
+        _check_checkpoint(session, spec.checkpoint_id)
     apply_spec(row, spec, box, keep_password=True)
-    session.flush()
+    try:
+        session.flush()
+    except StaleDataError:  # a DELETE committed between our read and this write
+        raise NotFound(f"camera {device_id} was deleted meanwhile") from None
     return row
 
 

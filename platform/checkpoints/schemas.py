@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from tianwang.cameras.ids import check_kind, parse_device_id
 from tianwang.cameras.schemas import Lat, Lon, OnvifIn, OnvifOut
 from tianwang.checkpoints import codes
-from tianwang.validation import InputModel
+from tianwang.validation import InputModel, OptCode, OptText, Text, nfkc
 
 
 def _code(v: Any, table: dict[str, str], what: str) -> Any:
@@ -47,13 +47,13 @@ class LaneOut(BaseModel):
 
 
 class CheckpointFields(InputModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: OptText = Field(None, min_length=1, max_length=200)
     lon: Lon | None = None
     lat: Lat | None = None
     direction_deg: float | None = Field(None, ge=0, le=360, allow_inf_nan=False)
     lanes: int | None = Field(None, ge=1, le=16)
-    road: str | None = Field(None, max_length=200)
-    area_code: str | None = Field(None, pattern=r"^\d{2,12}$")
+    road: OptText = Field(None, max_length=200)
+    area_code: OptCode = Field(None, pattern=r"^[0-9]{2,12}$")
     camera_ids: list[str] | None = Field(None, max_length=64)
     onvif: OnvifIn | None = None
     tollgate_type: str | None = None  # 卡口类型 (GA/T 1400 TollgateCat): 10 国际 … 99 其他
@@ -95,7 +95,7 @@ class CheckpointPatch(CheckpointFields):
 
 class CheckpointSpec(CheckpointFields):
     checkpoint_id: str
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     lon: Lon
     lat: Lat
     direction_deg: float = Field(ge=0, le=360, allow_inf_nan=False)
@@ -117,7 +117,7 @@ class CheckpointSpec(CheckpointFields):
     @field_validator("checkpoint_id", mode="before")
     @classmethod
     def _strip(cls, v: Any) -> Any:
-        return v.strip() if isinstance(v, str) else v
+        return nfkc(v).strip() if isinstance(v, str) else v
 
 
 class CheckpointOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from tianwang.auth.secrets_box import SecretBox
 from tianwang.cameras.schemas import OnvifOut
@@ -164,11 +165,14 @@ def update_checkpoint(
     except ValueError as e:
         raise ValidationFailed(str(e)) from None
     _apply(row, spec, box)
-    if "camera_ids" in changes:
-        _link_cameras(session, checkpoint_id, patch.camera_ids or [])
-    if "lane_list" in changes:
-        _set_lanes(session, checkpoint_id, spec.lane_list or [])
-    session.flush()
+    try:
+        if "camera_ids" in changes:
+            _link_cameras(session, checkpoint_id, patch.camera_ids or [])
+        if "lane_list" in changes:
+            _set_lanes(session, checkpoint_id, spec.lane_list or [])
+        session.flush()
+    except StaleDataError:  # a DELETE committed between our read and this write
+        raise NotFound(f"checkpoint {checkpoint_id} was deleted meanwhile") from None
     return row
 
 

@@ -560,14 +560,12 @@ class CoverageModel:
     def _scope_pieces(self, scope: Scope) -> Bool:
         if scope is None:
             return np.ones(len(self.piece_geoms), bool)
-        cm = self._scope_cells(scope)
-        return (self.piece_cell >= 0) & cm[np.maximum(self.piece_cell, 0)]
+        return _in_cells(self.piece_cell, self._scope_cells(scope))
 
     def _scope_sites(self, scope: Scope) -> Bool:
         if scope is None:
             return np.ones(len(self.site_geoms), bool)
-        cm = self._scope_cells(scope)
-        return (self.site_cell >= 0) & cm[np.maximum(self.site_cell, 0)]
+        return _in_cells(self.site_cell, self._scope_cells(scope))
 
     def summary(self, scope: Scope = None, *, designed: bool = False, mask: Any = None) -> CoverageSummary:
         """Figures for all data or for the cells whose code starts with `scope` (an area code).
@@ -724,6 +722,15 @@ class CoverageModel:
             for s in bad
         ]
         return {"type": "FeatureCollection", "features": feats}
+
+
+def _in_cells(cell_of: I64, cells: Bool) -> Bool:
+    """Which items (road pieces, key sites) lie in a selected cell; −1 (outside every cell) never
+    does, and with no cells at all nothing does (an area without grid cells has zero figures)."""
+    out = np.zeros(len(cell_of), bool)
+    inside = cell_of >= 0
+    out[inside] = cells[cell_of[inside]]
+    return out
 
 
 def _substrings(lines: Geoms, which: I64, start: F64, end: F64) -> Geoms:

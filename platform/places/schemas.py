@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from tianwang.cameras.schemas import Lat, Lon
 from tianwang.places.geojson import parse_geometry
-from tianwang.validation import InputModel
+from tianwang.validation import InputModel, Text
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -23,7 +23,7 @@ class AreaKind(enum.StrEnum):
 
 class AreaIn(InputModel):
     code: str = Field(pattern=r"^[0-9A-Za-z_\-]{2,32}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: AreaKind
     parent: str | None = Field(None, pattern=r"^[0-9A-Za-z_\-]{2,32}$")
     geometry: dict[str, Any]
@@ -45,8 +45,8 @@ class AreaOut(BaseModel):
 
 class KeySiteIn(InputModel):
     id: str = Field(pattern=r"^[0-9A-Za-z_\-.]{1,64}$")
-    name: str = Field(min_length=1, max_length=200)
-    category: str = Field(min_length=1, max_length=50)
+    name: Text = Field(min_length=1, max_length=200)
+    category: Text = Field(min_length=1, max_length=50)
     geometry: dict[str, Any]
 
     @field_validator("geometry")
@@ -65,7 +65,7 @@ class KeySiteOut(BaseModel):
 
 class FenceIn(InputModel):
     fence_id: str = Field(pattern=r"^[0-9A-Za-z_\-.]{1,64}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     lon: Lon
     lat: Lat
     radius_m: float = Field(gt=0, le=10000, allow_inf_nan=False)

@@ -12,6 +12,7 @@ from tianwang.pagination import Page, paginate
 from tianwang.places.geojson import geodesic_length_m, parse_geometry
 from tianwang.places.schemas import AreaIn, FenceIn, ImportReport, KeySiteIn
 from tianwang.storage.models import Area, Fence, KeySite, Road
+from tianwang.validation import check_display_text
 
 ROAD_CLASSES = frozenset(
     {
@@ -108,6 +109,11 @@ def import_roads(session: Session, collection: Any) -> ImportReport:
             errors.append("id (feature id or properties.id) is required, at most 64 characters")
         elif rid in seen:
             errors.append(f"id {rid} appears twice in this collection")
+        if props.get("name") is not None:
+            try:
+                check_display_text(str(props["name"]))
+            except ValueError as e:
+                errors.append(f"properties.name {e}")
         road_class = str(props.get("road_class", props.get("highway", "")) or "")
         if road_class not in ROAD_CLASSES:
             errors.append(

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import unicodedata
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tianwang.protocol.fields import Instant, Line
 from tianwang.protocol.ingest import IngestReply
 
 KEY = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+def _nfkc(v: object) -> object:
+    """A number or code as a device may send it: NFKC, so full-width "４６０…" is the subject "460…"."""
+    return unicodedata.normalize("NFKC", v) if isinstance(v, str) else v
+
+
+Number = Annotated[str, BeforeValidator(_nfkc)]
+OptNumber = Annotated[str | None, BeforeValidator(_nfkc)]
 
 
 class PassItem(BaseModel):
@@ -83,7 +95,7 @@ class PhoneItem(BaseModel):
     key: str = KEY
     fence_id: Line = Field(min_length=1, max_length=64)
     ts: Instant
-    imsi: str = Field(pattern=r"^\d{6,15}$")
-    imei: str | None = Field(None, pattern=r"^\d{14,16}$")
-    mac: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")
+    imsi: Number = Field(pattern=r"^[0-9]{6,15}$")
+    imei: OptNumber = Field(None, pattern=r"^[0-9]{14,16}$")
+    mac: OptNumber = Field(None, pattern=r"^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$")
     rssi: float | None = Field(None, ge=-200, le=50)

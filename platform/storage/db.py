@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,12 +13,30 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger("tianwang.storage")
+
+
+def _private_files(path: Path) -> None:
+    """The database and its -wal/-shm readable by the owner only, like the key file: they hold
+    passes, sightings and the audit log. SQLite gives -wal and -shm the database file's mode."""
+    with contextlib.suppress(FileExistsError):  # an empty file is an empty SQLite database: born private
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # not ours to change: say so and go on
+            log.warning("%s is readable by other users and cannot be narrowed: %s", p, e)
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""  # "sqlite://": memory
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_files(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")

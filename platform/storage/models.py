@@ -511,7 +511,8 @@ class Alarm(Base):
 
 
 class AuditEntry(Base):
-    """Who asked what, when, for which case (查询事由). Append-only: PostgreSQL refuses UPDATE/DELETE."""
+    """Who asked what, when, for which case (查询事由). Append-only: PostgreSQL refuses UPDATE, DELETE
+    and TRUNCATE (triggers; only the table owner disabling one on purpose, or DROP, removes rows)."""
 
     __tablename__ = "audit_log"
 

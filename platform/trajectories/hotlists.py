@@ -14,9 +14,9 @@ import datetime as dt
 import json
 from collections.abc import Collection, Iterable, Sequence
 from functools import cache
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import String, and_, bindparam, cast, func, or_, select, union
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.orm import Session, aliased
@@ -27,6 +27,11 @@ from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.fields import Instant, Line, Text
 from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, Role, utcnow
 from tianwang.trajectories import audit
+from tianwang.validation import OptCode, check_display_text
+
+# text people read: no control characters (Line / Text) and nothing invisible (check_display_text)
+ShownLine = Annotated[Line, AfterValidator(check_display_text)]
+ShownText = Annotated[Text, AfterValidator(check_display_text)]
 
 Kind = Literal["plate", "imsi", "person"]
 CHUNK = 5000
@@ -38,9 +43,9 @@ class EntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     plate_no: Line | None = Field(None, max_length=40)
-    imsi: str | None = Field(None, pattern=r"^\d{6,15}$")
+    imsi: OptCode = Field(None, pattern=r"^[0-9]{6,15}$")
     person_id: Line | None = Field(None, min_length=1, max_length=64)
-    note: Text | None = Field(None, max_length=500)
+    note: ShownText | None = Field(None, max_length=500)
 
     @model_validator(mode="after")
     def _one(self) -> EntryIn:
@@ -53,8 +58,8 @@ class EntryIn(BaseModel):
 class HotlistIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: Line = Field(min_length=1, max_length=200)
-    reason: Text = Field(min_length=1, max_length=1000)
+    name: ShownLine = Field(min_length=1, max_length=200)
+    reason: ShownText = Field(min_length=1, max_length=1000)
     case_no: Line = Field(min_length=1, max_length=64)
     valid_from: Instant
     valid_to: Instant
