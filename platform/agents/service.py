@@ -100,6 +100,7 @@ def _assignment(row: Camera | Checkpoint, box: SecretBox, kind: str) -> Assignme
             onvif=onvif,
             rtsp_url=row.rtsp_url,
             snapshot_url=row.snapshot_url,  # the registry's only; device answers are re-checked by the agent
+            stream_uri=row.stream_uri,
             health_interval_s=row.health_interval_s,
             snapshot_interval_s=row.snapshot_interval_s,
         )

@@ -39,6 +39,8 @@ class Assignment(BaseModel):
     onvif: OnvifCredentials | None = None
     rtsp_url: str | None = None
     snapshot_url: str | None = None
+    # the stream URI the device named to the last probe: a picture's last resort when snapshots fail
+    stream_uri: str | None = None
     health_interval_s: int
     snapshot_interval_s: int
 
