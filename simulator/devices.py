@@ -355,13 +355,19 @@ class VirtualDevice:
             return web.Response(
                 status=401, text="401 Unauthorized\n", headers={"WWW-Authenticate": challenge}
             )
+        if "snapshot_broken" in self.faults:
+            return web.Response(status=500, text="500 Internal Server Error\n")
         if "frozen" in self.faults and self._frozen is not None:
             jpeg = self._frozen
         else:
             jpeg = await asyncio.to_thread(self.render_jpeg)
             if "frozen" in self.faults:
                 self._frozen = jpeg
-        return web.Response(body=jpeg, headers={"Content-Type": "image/jpeg", "Cache-Control": "no-store"})
+        body, kind = jpeg, "image/jpeg"
+        for fault, ext in (("png_snapshot", ".png"), ("bmp_snapshot", ".bmp")):
+            if fault in self.faults:
+                body, kind = await asyncio.to_thread(scene.reencode, jpeg, ext), f"image/{ext[1:]}"
+        return web.Response(body=body, headers={"Content-Type": kind, "Cache-Control": "no-store"})
 
     def render_jpeg(self) -> bytes:
         s = self.spec

@@ -32,7 +32,13 @@ PICTURE_FAULTS: dict[str, float | None] = {
     "frozen": None,
     "moved": 12.0,
 }
-FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS}
+# how the snapshot URL serves (or fails to serve) the picture: not a picture fault, a device's habit
+SNAPSHOT_FAULTS: dict[str, float | None] = {
+    "png_snapshot": None,
+    "bmp_snapshot": None,
+    "snapshot_broken": None,
+}
+FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS, **SNAPSHOT_FAULTS}
 
 FAULT_HELP = {
     "offline": "port closed: connections are refused",
@@ -52,6 +58,9 @@ FAULT_HELP = {
     "noise": "Gaussian noise of sigma N grey levels (default 40)",
     "frozen": "the same frame (same bytes) forever",
     "moved": "the scene turned by N degrees and shifted, as if the camera was knocked",
+    "png_snapshot": "the snapshot URL serves PNG (image/png), as some virtual and older cameras do",
+    "bmp_snapshot": "the snapshot URL serves an uncompressed BMP (image/bmp)",
+    "snapshot_broken": "the snapshot URL answers HTTP 500: ONVIF answers, no picture ever comes",
 }
 
 # Scene modes are how the world looks, not faults; a diagnosis must not call them faults.
