@@ -128,6 +128,14 @@ class VirtualDevice:
         skew = float(self.faults.get("clock_skew", 0.0))
         return dt.datetime.now(dt.UTC) + dt.timedelta(hours=skew)
 
+    def set_clock(self, utc: dt.datetime) -> None:
+        """SetSystemDateAndTime: the clock_skew fault becomes what is left of the difference."""
+        hours = (utc - dt.datetime.now(dt.UTC)).total_seconds() / 3600
+        faults = {k: v for k, v in self.faults.items() if k != "clock_skew"}
+        if abs(hours) * 3600 >= 1:
+            faults["clock_skew"] = hours
+        self.spec.faults = faults
+
     def describe(self) -> dict[str, Any]:
         s = self.spec
         return {

@@ -45,6 +45,7 @@ class Device(Protocol):
     @property
     def rtsp_url(self) -> str: ...
     def now(self) -> dt.datetime: ...
+    def set_clock(self, utc: dt.datetime) -> None: ...
 
 
 Handler = Callable[[Device, Request, str], Awaitable[tuple[str, str | None]]]
@@ -82,6 +83,27 @@ async def get_system_date_and_time(dev: Device, req: Request, path: str) -> tupl
         f"{stamp('UTCDateTime', now)}{stamp('LocalDateTime', local)}"
         "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
     ), None
+
+
+async def set_system_date_and_time(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
+    """Manual time only (what the agent's clock correction sends); NTP is not simulated."""
+    kind = child_text(req.body, "DateTimeType") or "Manual"
+    if kind != "Manual":
+        raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:NtpServerUndefined"), "no NTP server is set")
+    utc = next(
+        (c for c in req.body.iter() if isinstance(c.tag, str) and c.tag.endswith("}UTCDateTime")), None
+    )
+    try:
+        y, mo, d, h, mi, sec = (
+            int(child_text(utc, f) or "") for f in ("Year", "Month", "Day", "Hour", "Minute", "Second")
+        )
+        when = dt.datetime(y, mo, d, h, mi, sec, tzinfo=dt.UTC)
+    except ValueError:
+        raise SoapFault(
+            "Sender", ("ter:InvalidArgVal", "ter:InvalidDateTime"), "no valid UTCDateTime"
+        ) from None
+    dev.set_clock(when)
+    return "<tds:SetSystemDateAndTimeResponse/>", None
 
 
 async def get_device_information(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
@@ -302,6 +324,7 @@ async def set_synchronization_point(dev: Device, req: Request, path: str) -> tup
 
 OPERATIONS: dict[str, Handler] = {
     "GetSystemDateAndTime": get_system_date_and_time,
+    "SetSystemDateAndTime": set_system_date_and_time,
     "GetDeviceInformation": get_device_information,
     "GetCapabilities": get_capabilities,
     "GetServices": get_services,

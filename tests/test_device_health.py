@@ -346,3 +346,58 @@ def test_agent_delivers_png_pictures_and_reports_a_camera_without_pictures(
         assert "stream" in broken["last_snapshot_error"]
         faults_now = httpx.get(f"{srv.url}/api/v1/faults", headers=auth(tok["staff"]), timeout=10).json()
         assert [(f["device_id"], f["faults"]) for f in faults_now] == [(ids[1], ["no_picture"])]
+
+
+# -- setting the clock (校时) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_staff_set_a_cameras_clock_through_its_agent_and_it_is_audited(
+    live_server: tuple[LiveServer, AppContext], tmp_path: Path
+) -> None:
+    srv, ctx = live_server
+    tok = tokens_for(ctx)
+    behind = -100_000.0  # hours: the clock says 2015
+    with SimulatorThread(n_cameras=1, n_checkpoints=0, seed=9, faults={0: {"clock_skew": behind}}) as sim:
+        described = sim.describe()
+        cam_id = described[0]["device_id"]
+        register(srv.url, tok["installer"], described, **{cam_id: {"health_interval_s": 10}})
+        agent = AgentProcess(
+            srv.url, tok["agent"], tmp_path / "outbox.db", tmp_path / "agent.log", interval_scale=0.1
+        ).start()
+        try:
+            agent.wait_ready(devices=1)
+            with httpx.Client(base_url=srv.url, timeout=60) as c:
+
+                def camera() -> dict[str, Any]:
+                    return dict(c.get(f"/api/v1/cameras/{cam_id}", headers=auth(tok["staff"])).json())
+
+                wait_until("the clock fault", lambda: camera()["clock_fault_since"], 30)
+                assert camera()["status"] == "online"
+                url = f"/api/v1/cameras/{cam_id}/clock"
+                assert c.post(url, json={"reason": "WO-1"}, headers=auth(tok["installer"])).status_code == 403
+                assert c.post(url, json={}, headers=auth(tok["staff"])).status_code == 422
+                r = c.post(url, json={"reason": "工单 WO-2026-118"}, headers=auth(tok["staff"]))
+                assert r.status_code == 200, r.text
+                res = r.json()
+                assert res["ok"] and res["error"] is None and res["agent_id"] == "edge-test"
+                assert abs(res["clock_skew_s_before"] - behind * 3600) < 60
+                assert abs(res["clock_skew_s_after"]) < 5
+                cam = camera()
+                assert cam["clock_fault_since"] is None and abs(cam["clock_skew_s"]) < 5
+                assert abs(sim.devices[0].now().timestamp() - dt.datetime.now(dt.UTC).timestamp()) < 5
+                # the next health checks agree (one already in flight may still carry the old reading)
+                wait_until(
+                    "no open fault",
+                    lambda: c.get("/api/v1/faults", headers=auth(tok["staff"])).json() == [],
+                    10,
+                )
+                assert abs(camera()["clock_skew_s"]) < 5
+        finally:
+            assert agent.terminate() == 0, agent.log_tail()
+    from tianwang.storage.models import AuditEntry
+
+    with ctx.db.session() as s:
+        (entry,) = s.scalars(select(AuditEntry).where(AuditEntry.route == "cameras.set_clock")).all()
+        assert entry.case_no == "工单 WO-2026-118" and entry.user_name.startswith("agent-test-staff")
+        assert entry.params["device_id"] == cam_id and entry.params["ok"] is True

@@ -249,7 +249,7 @@ def take_pending(session: Session, agent_id: str, box: SecretBox) -> list[Comman
         out.append(
             Command(
                 id=r.id,
-                kind="probe",
+                kind="set_clock" if r.kind == "set_clock" else "probe",
                 device_id=r.device_id,
                 deadline=r.deadline,
                 device=_assignment(device, box, kind),

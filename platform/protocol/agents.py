@@ -47,7 +47,8 @@ class Assignment(BaseModel):
 
 class Command(BaseModel):
     id: str
-    kind: Literal["probe"]
+    # probe: the installer's probe; set_clock: set the device clock to the agent's (SetSystemDateAndTime)
+    kind: Literal["probe", "set_clock"]
     device_id: str
     deadline: dt.datetime
     # everything the agent needs to run it without another round trip: the device and, for a
