@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import httpx
@@ -401,3 +401,93 @@ def test_staff_set_a_cameras_clock_through_its_agent_and_it_is_audited(
         (entry,) = s.scalars(select(AuditEntry).where(AuditEntry.route == "cameras.set_clock")).all()
         assert entry.case_no == "工单 WO-2026-118" and entry.user_name.startswith("agent-test-staff")
         assert entry.params["device_id"] == cam_id and entry.params["ok"] is True
+
+
+# -- the stream as the picture's last resort ------------------------------------------------------
+
+
+class _FakeCapture:
+    """cv2.VideoCapture at the FFmpeg boundary (no RTSP server on this machine): one frame, for the
+    URLs in `streams` only; records what was opened."""
+
+    streams: ClassVar[set[str]] = set()
+    opened: ClassVar[list[str]] = []
+
+    def __init__(self, url: str, *args: Any) -> None:
+        self.url = url
+        _FakeCapture.opened.append(url)
+
+    def isOpened(self) -> bool:
+        return any(self.url.endswith(s.split("://", 1)[1]) for s in self.streams)
+
+    def read(self) -> tuple[bool, Any]:
+        return True, np.full((90, 160, 3), 100, np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+async def test_snapshot_falls_back_to_a_frame_of_the_stream_the_probe_learned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge_agent.devices.onvif_client import OnvifPool, warm_wsdl
+    from edge_agent.metrics import Metrics
+    from edge_agent.observe import DeviceWork, Judge
+    from edge_agent.outbox import Outbox
+    from edge_agent.settings import AgentSettings
+    from simulator.devices import Simulator
+    from tianwang.protocol.agents import Assignment, OnvifCredentials
+
+    monkeypatch.setattr(cv2, "VideoCapture", _FakeCapture)
+    await warm_wsdl()
+    async with Simulator(n_cameras=1, n_checkpoints=0, faults={0: {"snapshot_broken": True}}) as sim:
+        dev = sim.devices[0]
+        s = AgentSettings(central="http://127.0.0.1:9", token="tw_" + "x" * 20, outbox=tmp_path / "o.db")
+        box, pool = Outbox(s.outbox), OnvifPool(max_size=4, timeout_s=2.0)
+        http = httpx.AsyncClient(timeout=5, trust_env=False)
+        work = DeviceWork(s, box, Metrics(), pool, http, Judge(box))
+        onvif = OnvifCredentials(
+            host="127.0.0.1", port=dev.port, username=dev.username, password=dev.password
+        )
+        learned = f"rtsp://127.0.0.1:8554/{dev.device_id}/learned"
+        try:
+            # the stream URI the installer's probe learned (no rtsp_url registered)
+            _FakeCapture.streams = {learned}
+            a = Assignment(
+                device_id=dev.device_id,
+                kind="dome",
+                onvif=onvif,
+                stream_uri=learned,
+                health_interval_s=60,
+                snapshot_interval_s=900,
+            )
+            key = await work.snapshot(a)
+            (entry,) = [e for e in box.take("snapshot", 10) if e.key == key]
+            assert (
+                entry.blob is not None and entry.blob[:3] == b"\xff\xd8\xff" and "error" not in entry.payload
+            )
+            assert (entry.payload["width"], entry.payload["height"]) == (160, 90)
+            assert entry.payload["content_type"] == "image/jpeg" and entry.payload["quality"]["verdict"]
+            # credentials go into the stream URL on the device's own host
+            assert _FakeCapture.opened[-1].startswith(f"rtsp://{dev.username}:")
+            box.ack([entry.id])
+
+            # nothing learned: the device's own GetStreamUri answer is used
+            _FakeCapture.streams = {dev.rtsp_url}
+            work.forget(dev.device_id)
+            b = a.model_copy(update={"stream_uri": None})
+            key = await work.snapshot(b)
+            (entry,) = [e for e in box.take("snapshot", 10) if e.key == key]
+            assert entry.blob is not None and _FakeCapture.opened[-1].endswith(f"/{dev.device_id}/main")
+            box.ack([entry.id])
+
+            # neither gives a picture: one failure naming both reasons
+            _FakeCapture.streams = set()
+            key = await work.snapshot(b)
+            (entry,) = [e for e in box.take("snapshot", 10) if e.key == key]
+            assert entry.blob is None and "HTTP 500" in entry.payload["error"]
+            assert "stream" in entry.payload["error"] and "did not open" in entry.payload["error"]
+        finally:
+            await http.aclose()
+            await pool.close()
+            box.close()
