@@ -149,7 +149,7 @@ class VirtualDevice:
             "range_m": s.range_m,
             "point_class": s.point_class,
             "onvif": {"host": self.host, "port": self.port, "username": s.username, "password": s.password},
-            "snapshot_url": self.snapshot_url,
+            "snapshot_url": None if "no_snapshot_uri" in self.faults else self.snapshot_url,
             "rtsp_url": self.rtsp_url,
             "resolution": f"{s.width}x{s.height}",
             "faults": dict(s.faults),
@@ -363,6 +363,8 @@ class VirtualDevice:
             return web.Response(
                 status=401, text="401 Unauthorized\n", headers={"WWW-Authenticate": challenge}
             )
+        if "no_snapshot_uri" in self.faults:
+            return web.Response(status=404, text="404 Not Found\n")
         if "snapshot_broken" in self.faults:
             return web.Response(status=500, text="500 Internal Server Error\n")
         if "frozen" in self.faults and self._frozen is not None:

@@ -37,6 +37,7 @@ SNAPSHOT_FAULTS: dict[str, float | None] = {
     "png_snapshot": None,
     "bmp_snapshot": None,
     "snapshot_broken": None,
+    "no_snapshot_uri": None,
 }
 FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS, **SNAPSHOT_FAULTS}
 
@@ -61,6 +62,7 @@ FAULT_HELP = {
     "png_snapshot": "the snapshot URL serves PNG (image/png), as some virtual and older cameras do",
     "bmp_snapshot": "the snapshot URL serves an uncompressed BMP (image/bmp)",
     "snapshot_broken": "the snapshot URL answers HTTP 500: ONVIF answers, no picture ever comes",
+    "no_snapshot_uri": "stream only: GetSnapshotUri answers ter:ActionNotSupported, no snapshot URL",
 }
 
 # Scene modes are how the world looks, not faults; a diagnosis must not call them faults.

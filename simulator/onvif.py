@@ -213,6 +213,8 @@ def _media_uri(tag: str, uri: str) -> str:
 
 async def get_snapshot_uri(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
     _check_profile(req)
+    if "no_snapshot_uri" in dev.spec.faults:
+        raise SoapFault("Receiver", ("ter:ActionNotSupported",), "this device serves no snapshot URI", 500)
     return _media_uri("GetSnapshotUri", dev.snapshot_url), None
 
 

@@ -481,6 +481,16 @@ async def test_snapshot_falls_back_to_a_frame_of_the_stream_the_probe_learned(
             assert entry.blob is not None and _FakeCapture.opened[-1].endswith(f"/{dev.device_id}/main")
             box.ack([entry.id])
 
+            # a stream-only camera (no snapshot URI at all): the stream is the picture
+            sim.set_faults(dev.device_id, {"no_snapshot_uri": True}, replace=True)
+            work.forget(dev.device_id)
+            key = await work.snapshot(b)
+            (entry,) = [e for e in box.take("snapshot", 10) if e.key == key]
+            assert entry.blob is not None and "error" not in entry.payload
+            box.ack([entry.id])
+            sim.set_faults(dev.device_id, {"snapshot_broken": True}, replace=True)
+            work.forget(dev.device_id)
+
             # neither gives a picture: one failure naming both reasons
             _FakeCapture.streams = set()
             key = await work.snapshot(b)
