@@ -1,7 +1,7 @@
 """device health: clock skew and its fault, snapshot failures as evidence
 
 Revision ID: 0005_devhealth
-Revises: 0004
+Revises: 0005_agent_zones
 Create Date: 2026-12-07 20:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import tianwang.storage.models
 
 revision: str = "0005_devhealth"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005_agent_zones"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
