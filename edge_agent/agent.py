@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError
 
-from edge_agent.devices.onvif_client import OnvifPool, warm_wsdl
+from edge_agent.devices.errors import DeviceError
+from edge_agent.devices.onvif_client import OnvifClient, OnvifPool, warm_wsdl
 from edge_agent.metrics import Metrics
 from edge_agent.observe import DeviceWork, Judge
 from edge_agent.outbox import Outbox
@@ -222,6 +223,22 @@ class Agent:
 
     # -- commands --------------------------------------------------------------------------------
 
+    async def _set_clock(self, cmd: Command, left: float) -> CommandResult:
+        """Set the device clock to this agent's (the API's `clock` correction), within the deadline."""
+        try:
+            async with asyncio.timeout(left):
+                result = await _set_clock_of(cmd, self.settings.call_timeout_s)
+        except TimeoutError:
+            result = CommandResult(ok=False, error=f"setting the clock took longer than {left:.0f} s")
+        except Exception as e:
+            log.exception("command %s failed", cmd.id)
+            result = CommandResult(
+                ok=False, error=f"agent failed to set the clock: {type(e).__name__}: {e}"[:1000]
+            )
+        outcome = "failed" if not result.ok else ("ok" if result.result.get("ok") else "device_error")
+        self.metrics.commands.labels(cmd.kind, outcome).inc()
+        return result
+
     async def _command(self, cmd: Command) -> None:
         """Run an installer probe within the command's deadline; its result goes through the outbox."""
         assert self.outbox is not None
@@ -229,6 +246,10 @@ class Agent:
         if left <= 0:
             log.warning("command %s arrived after its deadline: dropped", cmd.id)
             self.metrics.commands.labels(cmd.kind, "expired").inc()
+            return
+        if cmd.kind == "set_clock":
+            result = await self._set_clock(cmd, left)
+            await self.outbox.call(self.outbox.add_result, cmd.id, cmd.device_id, cmd.deadline, result)
             return
         dev = cmd.device
         onvif = None
@@ -273,6 +294,27 @@ class Agent:
             jpeg=jpeg,
             put_url=cmd.snapshot_put_url,
         )
+
+
+async def _set_clock_of(cmd: Command, call_timeout_s: float) -> CommandResult:
+    o = cmd.device.onvif
+    if o is None:
+        return CommandResult(ok=False, error="the device has no ONVIF endpoint")
+    client = OnvifClient(o.host, o.port, o.username, o.password or "", timeout_s=call_timeout_s)
+    before: float | None = None
+    try:
+        before = (await client.system_date_and_time()).skew_s
+        await client.set_system_date_and_time(dt.datetime.now(dt.UTC))
+        after = client.clock_skew_s
+        return CommandResult(
+            ok=True, result={"ok": True, "clock_skew_s_before": before, "clock_skew_s_after": after}
+        )
+    except DeviceError as e:
+        # the device's refusal is the answer (not a failed command): ok false, with its reason
+        error = f"{e.code}: {e.message}"
+        return CommandResult(ok=True, result={"ok": False, "clock_skew_s_before": before, "error": error})
+    finally:
+        await client.close()
 
 
 def _plain_http_off_host(central: str) -> bool:

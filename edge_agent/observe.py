@@ -20,11 +20,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+from pydantic import ValidationError
 
 from edge_agent.devices.addresses import DeviceAddresses
 from edge_agent.devices.errors import AuthRefused, BadAnswer, DeviceError
 from edge_agent.devices.onvif_client import OnvifPool
-from edge_agent.devices.snapshot import MAX_PIXELS, fetch_snapshot, jpeg_size
+from edge_agent.devices.snapshot import MAX_PIXELS, fetch_snapshot, image_size, storable
 from edge_agent.diagnosis import DiagnosisConfig, FaultTracker, FrameState, ReferenceStore, diagnose_jpeg
 from edge_agent.metrics import Metrics
 from edge_agent.outbox import Outbox, health_key
@@ -43,6 +44,22 @@ NEEDS_REFERENCE = frozenset({"occlusion"})
 def _error(e: DeviceError) -> str:
     # the message may quote the device: what the API refuses in text is sent escaped
     return escape_text(f"{e.code}: {e.message}", multiline=True)[:500]
+
+
+def health_item(base: dict[str, Any], **fields: Any) -> HealthItem:
+    """The health item; a field the wire model refuses (a reading beyond any sense) is left out
+    and named in `error`, so the rest of the observation is still reported."""
+    try:
+        return HealthItem(**base, **fields)
+    except ValidationError as e:
+        bad = {str(er["loc"][0]) for er in e.errors() if er["loc"]} & set(fields)
+        if not bad:
+            raise
+        note = "agent: refused " + ", ".join(f"{k}={fields[k]!r}" for k in sorted(bad))
+        log.error("device %s: %s", base.get("device_id"), note)
+        kept = {k: v for k, v in fields.items() if k not in bad}
+        kept["error"] = "; ".join(x for x in (kept.get("error"), note) if x)[:500]
+        return HealthItem(**base, **kept)
 
 
 def assignment_addresses(a: Assignment) -> DeviceAddresses:
@@ -197,6 +214,7 @@ class DeviceWork:
         self._snapshot_uris: dict[str, tuple[str, float]] = {}
         # a trusted camera's own XAddr hosts, where its snapshot URI may point
         self._advertised: dict[str, frozenset[str]] = {}
+        self._stream_uris: dict[str, tuple[str, float]] = {}
 
     async def _record(self, item: HealthItem) -> None:
         await self.outbox.call(self.outbox.add_health, item)
@@ -208,6 +226,17 @@ class DeviceWork:
         t0 = time.perf_counter()
         try:
             item = await self._health(a, ts)
+        except Exception as e:
+            # a bug or an answer nobody foresaw must not silence the device's evidence: the check
+            # is reported, as an error of the agent's own
+            log.exception("health check of %s failed inside the agent", a.device_id)
+            item = HealthItem(
+                key=health_key(self.settings.agent_id, a.device_id, ts),
+                device_id=a.device_id,
+                ts=ts,
+                reachable=False,
+                error=f"agent_error: {type(e).__name__}: {e}"[:500],
+            )
         finally:
             self.metrics.probe_seconds.labels("health").observe(time.perf_counter() - t0)
         outcome = (
@@ -256,14 +285,14 @@ class DeviceWork:
             # unreachable, timeout, or an answer that is no ONVIF at all (malformed, oversized): the
             # device gives no usable service, which is a miss
             await self.pool.discard(client)
-            return HealthItem(**base, reachable=False, error=_error(e))
+            return health_item(base, reachable=False, error=_error(e))
         latency = round((time.perf_counter() - t0) * 1000, 1)
         skew = clock.skew_s if clock else None
         try:
             await client.device_information()
         except AuthRefused as e:
-            return HealthItem(
-                **base,
+            return health_item(
+                base,
                 reachable=True,
                 authenticated=False,
                 latency_ms=latency,
@@ -275,8 +304,8 @@ class DeviceWork:
             # the device serves no working ONVIF, which counts as a miss, with the reason kept
             if not e.answered:
                 await self.pool.discard(client)
-            return HealthItem(**base, reachable=False, latency_ms=latency, clock_skew_s=skew, error=_error(e))
-        return HealthItem(**base, reachable=True, authenticated=True, latency_ms=latency, clock_skew_s=skew)
+            return health_item(base, reachable=False, latency_ms=latency, clock_skew_s=skew, error=_error(e))
+        return health_item(base, reachable=True, authenticated=True, latency_ms=latency, clock_skew_s=skew)
 
     async def _health_without_onvif(self, a: Assignment, base: dict[str, Any]) -> HealthItem:
         """No ONVIF registered: the snapshot URL (or the RTSP stream) is the only sign of life."""
@@ -292,19 +321,19 @@ class DeviceWork:
                 )
             elif a.rtsp_url:
                 await rtsp.fetch_frame(a.rtsp_url, timeout_s=self.settings.rtsp_timeout_s)
-                return HealthItem(
-                    **base,
+                return health_item(
+                    base,
                     reachable=True,
                     stream_ok=True,
                     latency_ms=round((time.perf_counter() - t0) * 1000, 1),
                 )
             else:
-                return HealthItem(**base, reachable=False, error="bad_answer: nothing registered to check")
+                return health_item(base, reachable=False, error="bad_answer: nothing registered to check")
         except AuthRefused as e:
-            return HealthItem(**base, reachable=True, authenticated=False, error=_error(e))
+            return health_item(base, reachable=True, authenticated=False, error=_error(e))
         except DeviceError as e:
-            return HealthItem(**base, reachable=False, error=_error(e))
-        return HealthItem(**base, reachable=True, latency_ms=round((time.perf_counter() - t0) * 1000, 1))
+            return health_item(base, reachable=False, error=_error(e))
+        return health_item(base, reachable=True, latency_ms=round((time.perf_counter() - t0) * 1000, 1))
 
     # -- snapshot --------------------------------------------------------------------------------
 
@@ -343,10 +372,36 @@ class DeviceWork:
         self._snapshot_uris[a.device_id] = (uri, time.monotonic())
         return uri
 
-    async def _fetch(self, a: Assignment) -> bytes | None:
+    async def _stream_url(self, a: Assignment) -> str | None:
+        """The stream a picture can be taken from: the registered RTSP URL, the one the probe
+        learned, or the device's own answer to GetStreamUri (its first profile, cached)."""
+        if a.rtsp_url or a.stream_uri:
+            return a.rtsp_url or a.stream_uri
+        if a.onvif is None:
+            return None
+        cached = self._stream_uris.get(a.device_id)
+        if cached and time.monotonic() - cached[1] < SNAPSHOT_URI_TTL_S:
+            return cached[0]
+        o = a.onvif
+        client = await self.pool.get(
+            o.host, o.port, o.username, o.password or "", timeout_s=self.settings.call_timeout_s
+        )
+        profiles = await client.profiles()
+        if not profiles:
+            raise BadAnswer("device lists no media profile")
+        uri = await client.stream_uri(profiles[0].token)
+        self._stream_uris[a.device_id] = (uri, time.monotonic())
+        return uri
+
+    async def _fetch(self, a: Assignment) -> tuple[bytes, str]:
+        """One picture and its content type: from the snapshot URL, else one frame of the stream.
+
+        Raises the DeviceError that explains why there is none (both reasons when both failed).
+        """
         user = a.onvif.username if a.onvif else ""
         password = (a.onvif.password or "") if a.onvif else ""
         addresses = assignment_addresses(a)
+        snapshot_error: DeviceError | None = None
         try:
             url = await self._snapshot_url(a, addresses)
             if a.onvif is not None and a.onvif.trust_device_addresses:
@@ -363,40 +418,55 @@ class DeviceWork:
                     connect_timeout_s=self.settings.call_timeout_s,
                     read_timeout_s=self.settings.call_timeout_s,
                 )
-                return snap.data
+                return snap.data, snap.content_type
         except AuthRefused:
             raise  # the stream would refuse the same credentials
         except DeviceError as e:
-            if not a.rtsp_url:
-                raise
-            log.debug("snapshot of %s failed (%s), trying one RTSP frame", a.device_id, e.code)
-        if a.rtsp_url:
-            jpeg, _, _ = await rtsp.fetch_frame(
-                a.rtsp_url, user, password, self.settings.rtsp_timeout_s, addresses
+            snapshot_error = e
+        try:
+            stream = await self._stream_url(a)
+        except DeviceError as e:
+            if snapshot_error is not None:
+                raise type(snapshot_error)(f"{snapshot_error.message}; no stream either: {e.message}") from e
+            raise
+        if stream is None:
+            if snapshot_error is not None:
+                raise snapshot_error
+            raise BadAnswer("no snapshot URL and no stream: nothing to take a picture from")
+        if snapshot_error is not None:
+            log.debug(
+                "snapshot of %s failed (%s), trying one frame of the stream", a.device_id, snapshot_error
             )
-            return jpeg
-        return None
+        try:
+            jpeg, _, _ = await rtsp.fetch_frame(
+                stream, user, password, self.settings.rtsp_timeout_s, addresses
+            )
+        except DeviceError as e:
+            if snapshot_error is not None:
+                raise type(snapshot_error)(f"{snapshot_error.message}; stream: {e.message}") from e
+            raise
+        return jpeg, "image/jpeg"
 
     async def snapshot(self, a: Assignment) -> str | None:
-        """Fetch, judge and store one snapshot; returns its outbox key (None when nothing to fetch)."""
+        """Fetch, judge and store one snapshot; returns its outbox key. A snapshot that gives no
+        picture is stored too, as a failure with its reason: it is evidence (不完好) as well."""
         ts = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()
         try:
-            jpeg = await self._fetch(a)
-            if jpeg is None:
-                return None
-            width, height = jpeg_size(jpeg)
+            data, content_type = await self._fetch(a)
+            width, height, content_type = image_size(data)
             if width * height > MAX_PIXELS:
                 raise BadAnswer(f"snapshot declares {width}×{height} pixels, over the limit")
             async with self._diag:
                 try:
-                    quality = await asyncio.to_thread(self.judge.judge, a.device_id, jpeg)
+                    quality = await asyncio.to_thread(self.judge.judge, a.device_id, data)
                 except ValueError as e:  # InvalidSnapshot: it does not decode
                     raise BadAnswer(f"snapshot does not decode: {e}") from e
+            data, content_type = storable(data, content_type)
         except DeviceError as e:
             self.metrics.probes.labels("snapshot", e.code).inc()
-            log.debug("snapshot of %s: %s", a.device_id, e)
-            return None
+            log.info("snapshot of %s gave no picture: %s", a.device_id, e)
+            return await self._failed(a, ts, _error(e))
         finally:
             self.metrics.probe_seconds.labels("snapshot").observe(time.perf_counter() - t0)
         self.metrics.probes.labels("snapshot", "ok").inc()
@@ -405,17 +475,26 @@ class DeviceWork:
             self.settings.agent_id,
             a.device_id,
             ts,
-            jpeg,
-            sha256=hashlib.sha256(jpeg).hexdigest(),
+            data,
+            sha256=hashlib.sha256(data).hexdigest(),
             width=width,
             height=height,
             quality=quality,
+            content_type=content_type,
+        )
+
+    async def _failed(self, a: Assignment, ts: dt.datetime, error: str) -> str | None:
+        return await self.outbox.call(
+            self.outbox.add_snapshot_failure, self.settings.agent_id, a.device_id, ts, error
         )
 
     async def snapshot_timeout(self, a: Assignment, started: dt.datetime) -> None:
         self.metrics.probes.labels("snapshot", "timeout").inc()
+        deadline = self.settings.snapshot_deadline_s
+        await self._failed(a, started, f"timeout: snapshot deadline of {deadline:g} s passed")
 
     def forget(self, device_id: str) -> None:
         self._snapshot_uris.pop(device_id, None)
         self._advertised.pop(device_id, None)
+        self._stream_uris.pop(device_id, None)
         self.judge.forget(device_id)

@@ -229,8 +229,9 @@ class Outbox:
         width: int,
         height: int,
         quality: dict[str, Any] | None,
+        content_type: str = "image/jpeg",
     ) -> str | None:
-        """Store a snapshot record and its JPEG; returns its outbox key, or None if it was there."""
+        """Store a snapshot record and its picture; returns its outbox key, or None if it was there."""
         key = snapshot_key(agent_id, device_id, ts)
         payload = {
             "device_id": device_id,
@@ -239,9 +240,17 @@ class Outbox:
             "width": width,
             "height": height,
             "quality": quality,
+            "content_type": content_type,
         }
         stamp = ts.astimezone(dt.UTC).isoformat()
         return key if self._insert("snapshot", key, device_id, stamp, payload, jpeg) else None
+
+    def add_snapshot_failure(self, agent_id: str, device_id: str, ts: dt.datetime, error: str) -> str | None:
+        """Store a snapshot that gave no picture (no bytes: sent as a record with its `error`)."""
+        key = snapshot_key(agent_id, device_id, ts)
+        stamp = ts.astimezone(dt.UTC).isoformat()
+        payload = {"device_id": device_id, "ts": stamp, "error": error[:500]}
+        return key if self._insert("snapshot", key, device_id, stamp, payload, None) else None
 
     def add_result(
         self,

@@ -323,7 +323,10 @@ class Sender:
             async with sem:
                 return await self._upload(e)
 
-        pending = [e for e in entries if e.object_key is None]
+        # a failed snapshot has no bytes to upload: its record goes as it is, under its own key
+        failed = [e for e in entries if e.payload.get("error")]
+        failed_ids = {e.id for e in failed}
+        pending = [e for e in entries if e.object_key is None and not e.payload.get("error")]
         results = await asyncio.gather(*(one(e) for e in pending), return_exceptions=True)
         keys = {e.id: e.object_key for e in entries if e.object_key is not None}
         trouble: ApiUnavailable | None = None
@@ -337,10 +340,16 @@ class Sender:
                 settled += 1  # went to the dead letters
             else:
                 keys[e.id] = res
-        uploaded = [e for e in entries if e.id in keys]
+        uploaded = [e for e in entries if e.id in keys] + failed
         if uploaded:
-            items = []
+            items: list[dict[str, Any]] = []
             for e in uploaded:
+                if e.id in failed_ids:
+                    p = e.payload
+                    items.append(
+                        {"key": e.key, "device_id": p["device_id"], "ts": p["ts"], "error": p["error"]}
+                    )
+                    continue
                 p = e.payload
                 items.append(
                     {
@@ -378,7 +387,7 @@ class Sender:
             "ts": p["ts"],
             "sha256": p["sha256"],
             "size": len(e.blob),
-            "content_type": "image/jpeg",
+            "content_type": p.get("content_type", "image/jpeg"),
         }
         path = "/api/v1/ingest/snapshots/presign"
         for attempt in (1, 2):
@@ -397,7 +406,9 @@ class Sender:
             except (ValueError, ValidationError):
                 raise self._unexpected("snapshot", f"POST {path} (not the API's reply)", r) from None
             try:
-                put = await self.put.put(presign.url, content=e.blob, headers={"Content-Type": "image/jpeg"})
+                put = await self.put.put(
+                    presign.url, content=e.blob, headers={"Content-Type": body["content_type"]}
+                )
             except httpx.HTTPError as exc:
                 self.metrics.uploads.labels("failed").inc()
                 self.metrics.send_failures.labels("snapshot").inc()

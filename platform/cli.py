@@ -473,7 +473,8 @@ def _probe_line(r: object) -> str:
             else str(q.get("verdict", "?")) + (f"({faults})" if faults else "")
         )
     err = f"  {r.error.code}: {r.error.message}" if r.error else ""
-    reach, auth = ("yes" if r.reachable else "no"), ("yes" if r.authenticated else "no")
+    reach = "yes" if r.reachable else "no"
+    auth = {True: "yes", False: "no", None: "?"}[r.authenticated]
     return (
         f"{r.device_id}  reachable={reach:<3} auth={auth:<3} skew={skew:<7} {make:<28} picture={verdict}{err}"
     )
@@ -484,8 +485,8 @@ def _probe_summary(r: object) -> str:
 
     assert isinstance(r, ProbeResult)
 
-    def yn(v: bool) -> str:
-        return "yes" if v else "no"
+    def yn(v: bool | None) -> str:
+        return "unknown" if v is None else ("yes" if v else "no")
 
     lines = [f"device        {r.device_id}  ({r.duration_ms:.0f} ms)"]
     lines.append(f"reachable     {yn(r.reachable)}")
@@ -519,21 +520,29 @@ def discover_cmd(
     unicast: Annotated[
         list[str] | None, typer.Option("--unicast", help="probe this HOST[:PORT] directly (repeatable)")
     ] = None,
-    interface: Annotated[str | None, typer.Option(help="IPv4 address of the interface to use")] = None,
+    interface: Annotated[
+        str | None, typer.Option(help="IPv4 address of the interface to use (default: every one)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to collect answers")] = 3.0,
+    port: Annotated[int, typer.Option(help="WS-Discovery port probed", min=1, max=65535)] = 3702,
 ) -> None:
-    """Find ONVIF cameras by WS-Discovery (multicast on the local network, or unicast to given hosts)."""
+    """Find ONVIF cameras by WS-Discovery (multicast on every interface, unicast on loopback, or
+    unicast to given hosts); exit code 1 when nothing answered."""
     import asyncio
 
     from edge_agent.devices.discovery import discover
 
     try:
-        found = asyncio.run(discover(unicast=unicast or None, interface=interface, timeout_s=timeout))
+        found = asyncio.run(
+            discover(unicast=unicast or None, interface=interface, timeout_s=timeout, port=port)
+        )
     except (ValueError, OSError) as e:
         raise fail(str(e)) from None
     for d in found:
         name = f"  {d.name}" if d.name else ""
         typer.echo(f"{' '.join(d.xaddrs)}  {d.epr}{name}")
+    if not found:
+        raise fail(f"no device answered within {timeout:g} s")
     typer.echo(f"{len(found)} device(s) answered", err=True)
 
 
@@ -549,9 +558,24 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
     """Run the API (settings from TIANWANG_* env / .env)."""
+    import os
+
     import uvicorn
 
+    from tianwang.config import served_public_url
+
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    url = served_public_url(get_settings(), host, port)
+    if url is not None:
+        # signed object URLs must point where this server is (the workers read it from the env)
+        os.environ["TIANWANG_PUBLIC_URL"] = url
+        get_settings.cache_clear()
+        if host in ("0.0.0.0", "::"):  # noqa: S104
+            logging.getLogger("tianwang").warning(
+                "serving on %s: object URLs name %s; set TIANWANG_PUBLIC_URL to the address agents use",
+                host,
+                url,
+            )
     uvicorn.run(
         "tianwang.api.app:create_app",
         factory=True,

@@ -20,13 +20,17 @@ class Settings(BaseSettings):
     # in data_dir is made once and reused, which suits the embedded default only.
     secret_key: SecretStr = SecretStr("")
     # Base URL at which this API is reached by agents and browsers; used for the directory
-    # store's signed object URLs.
+    # store's signed object URLs. Unset, `tianwang serve` makes it the address it serves.
     public_url: str = "http://127.0.0.1:8000"
     presign_expiry_s: int = Field(900, ge=10, le=7 * 86400)
     direct_probe: bool = False
     probe_deadline_s: float = Field(15.0, gt=0, le=120)
     # a device is offline after this many health intervals without an answer (evidence, not a guess)
     allowed_misses: int = Field(3, ge=1, le=100)
+    # a camera is not intact (不完好) after this many snapshots in a row that gave no picture
+    allowed_snapshot_misses: int = Field(3, ge=1, le=100)
+    # a device clock further than this from the agent's is the `clock` fault (时钟不准); still online
+    max_clock_skew_s: float = Field(60.0, gt=0, le=365 * 86400)
     # how often the API re-derives the status of devices whose reports stopped
     sweep_interval_s: float = Field(30.0, ge=1, le=3600)
     max_page: int = 1000
@@ -60,6 +64,18 @@ class Settings(BaseSettings):
     @property
     def effective_object_store(self) -> str:
         return self.object_store or f"dir:{(self.data_dir / 'objects').resolve()}"
+
+
+def served_public_url(settings: Settings, host: str, port: int) -> str | None:
+    """The public URL for a server on host:port when none was configured (None: one was).
+
+    A wildcard address names no host an agent could use: it becomes loopback, and `serve` says so.
+    """
+    if "public_url" in settings.model_fields_set:
+        return None
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (compared, not bound)
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @lru_cache(maxsize=1)

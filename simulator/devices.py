@@ -167,6 +167,14 @@ class VirtualDevice:
         skew = float(self.faults.get("clock_skew", 0.0))
         return dt.datetime.now(dt.UTC) + dt.timedelta(hours=skew)
 
+    def set_clock(self, utc: dt.datetime) -> None:
+        """SetSystemDateAndTime: the clock_skew fault becomes what is left of the difference."""
+        hours = (utc - dt.datetime.now(dt.UTC)).total_seconds() / 3600
+        faults = {k: v for k, v in self.faults.items() if k != "clock_skew"}
+        if abs(hours) * 3600 >= 1:
+            faults["clock_skew"] = hours
+        self.spec.faults = faults
+
     def describe(self) -> dict[str, Any]:
         s = self.spec
         return {
@@ -180,7 +188,7 @@ class VirtualDevice:
             "range_m": s.range_m,
             "point_class": s.point_class,
             "onvif": {"host": self.host, "port": self.port, "username": s.username, "password": s.password},
-            "snapshot_url": self.snapshot_url,
+            "snapshot_url": None if "no_snapshot_uri" in self.faults else self.snapshot_url,
             "rtsp_url": self.rtsp_url,
             "resolution": f"{s.width}x{s.height}",
             "faults": dict(s.faults),
@@ -394,13 +402,21 @@ class VirtualDevice:
             return web.Response(
                 status=401, text="401 Unauthorized\n", headers={"WWW-Authenticate": challenge}
             )
+        if "no_snapshot_uri" in self.faults:
+            return web.Response(status=404, text="404 Not Found\n")
+        if "snapshot_broken" in self.faults:
+            return web.Response(status=500, text="500 Internal Server Error\n")
         if "frozen" in self.faults and self._frozen is not None:
             jpeg = self._frozen
         else:
             jpeg = await asyncio.to_thread(self.render_jpeg)
             if "frozen" in self.faults:
                 self._frozen = jpeg
-        return web.Response(body=jpeg, headers={"Content-Type": "image/jpeg", "Cache-Control": "no-store"})
+        body, kind = jpeg, "image/jpeg"
+        for fault, ext in (("png_snapshot", ".png"), ("bmp_snapshot", ".bmp")):
+            if fault in self.faults:
+                body, kind = await asyncio.to_thread(scene.reencode, jpeg, ext), f"image/{ext[1:]}"
+        return web.Response(body=body, headers={"Content-Type": kind, "Cache-Control": "no-store"})
 
     def render_jpeg(self) -> bytes:
         s = self.spec

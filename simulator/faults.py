@@ -32,11 +32,18 @@ PICTURE_FAULTS: dict[str, float | None] = {
     "frozen": None,
     "moved": 12.0,
 }
+# how the snapshot URL serves (or fails to serve) the picture: not a picture fault, a device's habit
+SNAPSHOT_FAULTS: dict[str, float | None] = {
+    "png_snapshot": None,
+    "bmp_snapshot": None,
+    "snapshot_broken": None,
+    "no_snapshot_uri": None,
+}
 # How the device names itself, not a failure: never given at random (see random_assignment).
 ADDRESS_FAULTS: dict[str, float | None] = {
     "nat": None,
 }
-FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS, **ADDRESS_FAULTS}
+FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS, **SNAPSHOT_FAULTS, **ADDRESS_FAULTS}
 # the device's own LAN address under the nat fault: TEST-NET-1 (RFC 5737), routed nowhere
 NAT_LAN_ADDRESS = "192.0.2.10:80"
 
@@ -62,6 +69,10 @@ FAULT_HELP = {
         f"behind NAT: XAddrs, snapshot and stream URIs name the LAN address {NAT_LAN_ADDRESS} "
         "(or the device's lan_address), not the forwarded one it is reached at"
     ),
+    "png_snapshot": "the snapshot URL serves PNG (image/png), as some virtual and older cameras do",
+    "bmp_snapshot": "the snapshot URL serves an uncompressed BMP (image/bmp)",
+    "snapshot_broken": "the snapshot URL answers HTTP 500: ONVIF answers, no picture ever comes",
+    "no_snapshot_uri": "stream only: GetSnapshotUri answers ter:ActionNotSupported, no snapshot URL",
 }
 
 # Scene modes are how the world looks, not faults; a diagnosis must not call them faults.

@@ -46,6 +46,7 @@ class Device(Protocol):
     @property
     def named_rtsp_url(self) -> str: ...
     def now(self) -> dt.datetime: ...
+    def set_clock(self, utc: dt.datetime) -> None: ...
 
 
 Handler = Callable[[Device, Request, str], Awaitable[tuple[str, str | None]]]
@@ -83,6 +84,27 @@ async def get_system_date_and_time(dev: Device, req: Request, path: str) -> tupl
         f"{stamp('UTCDateTime', now)}{stamp('LocalDateTime', local)}"
         "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
     ), None
+
+
+async def set_system_date_and_time(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
+    """Manual time only (what the agent's clock correction sends); NTP is not simulated."""
+    kind = child_text(req.body, "DateTimeType") or "Manual"
+    if kind != "Manual":
+        raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:NtpServerUndefined"), "no NTP server is set")
+    utc = next(
+        (c for c in req.body.iter() if isinstance(c.tag, str) and c.tag.endswith("}UTCDateTime")), None
+    )
+    try:
+        y, mo, d, h, mi, sec = (
+            int(child_text(utc, f) or "") for f in ("Year", "Month", "Day", "Hour", "Minute", "Second")
+        )
+        when = dt.datetime(y, mo, d, h, mi, sec, tzinfo=dt.UTC)
+    except ValueError:
+        raise SoapFault(
+            "Sender", ("ter:InvalidArgVal", "ter:InvalidDateTime"), "no valid UTCDateTime"
+        ) from None
+    dev.set_clock(when)
+    return "<tds:SetSystemDateAndTimeResponse/>", None
 
 
 async def get_device_information(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
@@ -192,6 +214,8 @@ def _media_uri(tag: str, uri: str) -> str:
 
 async def get_snapshot_uri(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
     _check_profile(req)
+    if "no_snapshot_uri" in dev.spec.faults:
+        raise SoapFault("Receiver", ("ter:ActionNotSupported",), "this device serves no snapshot URI", 500)
     return _media_uri("GetSnapshotUri", dev.named_snapshot_url), None
 
 
@@ -304,6 +328,7 @@ async def set_synchronization_point(dev: Device, req: Request, path: str) -> tup
 
 OPERATIONS: dict[str, Handler] = {
     "GetSystemDateAndTime": get_system_date_and_time,
+    "SetSystemDateAndTime": set_system_date_and_time,
     "GetDeviceInformation": get_device_information,
     "GetCapabilities": get_capabilities,
     "GetServices": get_services,

@@ -523,3 +523,14 @@ def encode_jpeg(frame: Frame, quality: int = 85) -> bytes:
     if not ok:
         raise RuntimeError("OpenCV could not encode the frame as JPEG")
     return buf.tobytes()
+
+
+def reencode(jpeg: bytes, ext: str) -> bytes:
+    """The same picture in another format OpenCV writes (".png", ".bmp")."""
+    frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise RuntimeError("OpenCV could not decode the frame")
+    ok, buf = cv2.imencode(ext, frame)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode the frame as {ext}")
+    return buf.tobytes()

@@ -607,7 +607,9 @@ async def test_agent_snapshot_work_refuses_a_device_uri_at_another_port(
 
         monkeypatch.setitem(sim_onvif.OPERATIONS, "GetSnapshotUri", evil)
         work.forget(dev.device_id)  # drop the cached URI: ask the device again
-        assert await work.snapshot(a) is None
+        key = await work.snapshot(a)  # no picture: the failure itself is the evidence recorded
+        (failed,) = [e for e in box.take("snapshot", 10) if e.key == key]
+        assert failed.blob is None and "another host" in failed.payload["error"]
         assert attacker.seen == []
         assert (
             metrics.registry.get_sample_value(

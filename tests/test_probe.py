@@ -73,25 +73,31 @@ def _dims(dev: Any) -> tuple[int, int]:
     return int(w), int(h)
 
 
+# `authenticated`, as the health check says it: True / False (refused) / None (never got that far)
 @pytest.mark.parametrize(
-    ("faults", "code", "reachable", "failed_step"),
+    ("faults", "code", "reachable", "failed_step", "authenticated"),
     [
-        ({"offline": True}, "unreachable", False, "clock"),
-        ({"silent": True}, "timeout", False, "clock"),
-        ({"wrong_password": True}, "auth_refused", True, "auth"),
-        ({"malformed_xml": True}, "bad_answer", True, "auth"),
-        ({"oversized": 50}, "bad_answer", True, "auth"),
+        ({"offline": True}, "unreachable", False, "clock", None),
+        ({"silent": True}, "timeout", False, "clock", None),
+        ({"wrong_password": True}, "auth_refused", True, "auth", False),
+        ({"malformed_xml": True}, "bad_answer", True, "auth", None),
+        ({"oversized": 50}, "bad_answer", True, "auth", None),
     ],
 )
 async def test_each_fault_gives_its_typed_outcome(
-    sim: Simulator, faults: dict[str, Any], code: str, reachable: bool, failed_step: str
+    sim: Simulator,
+    faults: dict[str, Any],
+    code: str,
+    reachable: bool,
+    failed_step: str,
+    authenticated: bool | None,
 ) -> None:
     dev = sim.devices[0]
     sim.set_faults(dev.device_id, faults, replace=True)
     out = await run_installer(request_for(dev, deadline_s=4.0), FAST)
     r = out.result
     assert r.error is not None and r.error.code == code, r.error
-    assert r.reachable is reachable and not r.authenticated
+    assert r.reachable is reachable and r.authenticated is authenticated
     assert steps(r)[failed_step] == ("failed", code)
     # everything after the failed step is skipped with a reason
     names = [s.name for s in r.steps]

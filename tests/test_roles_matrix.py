@@ -24,6 +24,8 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/cameras/import"): REGISTRY_WRITE,
     ("GET", "/api/v1/cameras/export"): HUMANS,
     ("POST", "/api/v1/cameras/{device_id}/probe"): REGISTRY_WRITE,
+    # changes a device in the field: staff (and admin), audited
+    ("POST", "/api/v1/cameras/{device_id}/clock"): {A, S},
     ("POST", "/api/v1/checkpoints"): REGISTRY_WRITE,
     ("GET", "/api/v1/checkpoints"): HUMANS,
     ("GET", "/api/v1/checkpoints/{checkpoint_id}"): HUMANS,

@@ -20,6 +20,7 @@ from lxml import etree
 MULTICAST_GROUP = "239.255.255.250"
 PORT = 3702
 MAX_DATAGRAM = 65_507
+SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 WSD = "http://schemas.xmlsoap.org/ws/2005/04/discovery"
 WSA = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -149,6 +150,27 @@ class _Collector(asyncio.DatagramProtocol):
         pass
 
 
+def ipv4_interfaces() -> list[str]:
+    """The IPv4 address of every interface that is up, loopback included (Linux; elsewhere loopback
+    and the address of the default route)."""
+    found: list[str] = []
+    try:
+        import fcntl
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _, name in socket.if_nameindex():
+                with contextlib.suppress(OSError):
+                    packed = fcntl.ioctl(s.fileno(), SIOCGIFADDR, struct.pack("256s", name[:15].encode()))
+                    found.append(socket.inet_ntoa(packed[20:24]))
+    except (ImportError, OSError):
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((MULTICAST_GROUP, PORT))  # no packet: only picks the route's source address
+            found.append(s.getsockname()[0])
+    if not any(a.startswith("127.") for a in found):
+        found.insert(0, "127.0.0.1")
+    return list(dict.fromkeys(found))
+
+
 async def discover(
     *,
     unicast: list[str] | None = None,
@@ -156,11 +178,22 @@ async def discover(
     timeout_s: float = 3.0,
     max_devices: int = 10_000,
     ttl: int = 1,
+    port: int = PORT,
 ) -> list[Discovered]:
-    """Probe and collect for `timeout_s`: multicast on `interface` (IPv4 address), or unicast."""
+    """Probe and collect for `timeout_s`: unicast to the given hosts, multicast on `interface` (an
+    IPv4 address), or else on every interface. Loopback has no multicast: devices there (a
+    simulator, a replay, an NVR's local services) are probed by unicast on `port`."""
     if not 0 < timeout_s <= 60:
         raise ValueError("timeout must be in (0, 60] seconds")
-    targets = [parse_target(t) for t in unicast] if unicast else [(MULTICAST_GROUP, PORT)]
+    # (host, port, multicast interface or None)
+    targets: list[tuple[str, int, str | None]]
+    if unicast:
+        targets = [(h, p, None) for h, p in (parse_target(t) for t in unicast)]
+    else:
+        targets = [
+            (address, port, None) if address.startswith("127.") else (MULTICAST_GROUP, port, address)
+            for address in ([interface] if interface else ipv4_interfaces())
+        ]
     message_id = f"uuid:{uuid.uuid4()}"
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
@@ -168,18 +201,19 @@ async def discover(
     sock.bind((interface or "0.0.0.0", 0))  # noqa: S104 (answers come back to this port from anywhere)
     if not unicast:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("b", ttl))
-        if interface:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
     transport, proto = await loop.create_datagram_endpoint(
         lambda: _Collector(message_id, max_devices), sock=sock
     )
     try:
         msg = probe_message(message_id)
         for attempt in range(2):
-            for host, port in targets:
-                # an unresolvable or unreachable target just answers nothing
+            for host, to_port, via in targets:
+                # an unresolvable or unreachable target, or an interface without multicast, just
+                # answers nothing
                 with contextlib.suppress(OSError):
-                    transport.sendto(msg, (host, port))
+                    if via is not None:
+                        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(via))
+                    transport.sendto(msg, (host, to_port))
             if attempt == 0:
                 await asyncio.sleep(min(0.1, timeout_s / 4))
         await asyncio.sleep(max(0.0, timeout_s - min(0.1, timeout_s / 4)))

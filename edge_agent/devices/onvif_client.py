@@ -463,6 +463,27 @@ class OnvifClient:
         await self._apply_skew(clock)
         return clock
 
+    async def set_system_date_and_time(self, utc: dt.datetime) -> None:
+        """SetSystemDateAndTime: the device clock set by hand (`Manual`) to `utc`, its time zone and
+        daylight saving kept. Signed with the device's present time; the skew is read again after."""
+
+        async def run() -> None:
+            svc = await self._devicemgmt()
+            t = utc.astimezone(dt.UTC)
+            await svc.SetSystemDateAndTime(
+                {
+                    "DateTimeType": "Manual",
+                    "DaylightSavings": False,
+                    "UTCDateTime": {
+                        "Date": {"Year": t.year, "Month": t.month, "Day": t.day},
+                        "Time": {"Hour": t.hour, "Minute": t.minute, "Second": t.second},
+                    },
+                }
+            )
+
+        await self._call("SetSystemDateAndTime", run)
+        await self.system_date_and_time()
+
     async def device_information(self) -> DeviceInfo:
         async def run() -> DeviceInfo:
             svc = await self._devicemgmt()

@@ -1,8 +1,9 @@
-"""Fetch one snapshot over HTTP (Digest, or Basic where safe), bounded in time and size; check it is a JPEG.
+"""Fetch one snapshot over HTTP (Digest, or Basic where safe), bounded in time and size; check the picture.
 
-The device's answer is untrusted: the body is streamed and abandoned past `max_bytes`, the JPEG
-header is parsed for its size before anything decodes it (a 60 000 × 60 000 "snapshot" is a
-decompression bomb), and it must decode.
+The device's answer is untrusted: the body is streamed and abandoned past `max_bytes`, the
+picture's header (JPEG, PNG or BMP: what cameras serve and OpenCV decodes) is parsed for its size
+before anything decodes it (a 60 000 × 60 000 "snapshot" is a decompression bomb), and it must
+decode. What it is comes from its bytes, not from the Content-Type the device claims.
 """
 
 from __future__ import annotations
@@ -122,6 +123,59 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     raise BadAnswer("snapshot JPEG has no frame header")
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(data: bytes) -> tuple[int, int, str]:
+    """(width, height, content type) from a JPEG, PNG or BMP header; BadAnswer for anything else."""
+    if data[:3] == b"\xff\xd8\xff":
+        return (*jpeg_size(data), "image/jpeg")
+    if data[:8] == PNG_SIGNATURE:
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise BadAnswer("snapshot has a corrupt PNG header")
+        width, height = struct.unpack(">II", data[16:24])
+        kind = "image/png"
+    elif data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        height = abs(height)  # negative: rows stored top-down
+        kind = "image/bmp"
+    else:
+        raise BadAnswer("snapshot is not a picture (neither JPEG, PNG nor BMP)")
+    if width <= 0 or height <= 0:
+        raise BadAnswer(f"snapshot {kind.split('/')[1].upper()} declares a size of {width}×{height}")
+    return width, height, kind
+
+
+def check_image(data: bytes) -> tuple[int, int, str]:
+    """Width, height and content type of a picture that really decodes; BadAnswer otherwise."""
+    width, height, kind = image_size(data)
+    if kind == "image/jpeg":
+        return (*check_jpeg(data), kind)
+    if width * height > MAX_PIXELS:
+        raise BadAnswer(f"snapshot declares {width}×{height} pixels, over the {MAX_PIXELS} limit")
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None or img.size == 0:
+        raise BadAnswer(f"snapshot does not decode as {kind}")
+    return width, height, kind
+
+
+def storable(data: bytes, kind: str) -> tuple[bytes, str]:
+    """The picture as stored: JPEG and PNG as they came, anything else (BMP) as lossless PNG."""
+    if kind in ("image/jpeg", "image/png"):
+        return data, kind
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    ok, buf = (False, None) if img is None else cv2.imencode(".png", img)
+    if not ok or buf is None:
+        raise BadAnswer(f"snapshot ({kind}) does not decode")
+    return buf.tobytes(), "image/png"
+
+
 def check_jpeg(data: bytes) -> tuple[int, int]:
     """Width and height of a JPEG that really decodes; BadAnswer otherwise."""
     width, height = jpeg_size(data)
@@ -151,7 +205,7 @@ async def fetch_snapshot(
     decode: bool = True,
     addresses: DeviceAddresses | None = None,
 ) -> Snapshot:
-    """GET `url` and return the checked JPEG; raises only `DeviceError` subclasses.
+    """GET `url` and return the checked picture (JPEG, PNG or BMP); raises only `DeviceError` subclasses.
 
     With credentials, `addresses` are the device's registered addresses: a URL elsewhere is refused
     before any connection (see `edge_agent.devices.addresses`). Without it the caller vouches for
@@ -194,12 +248,11 @@ async def fetch_snapshot(
                     buf += chunk
                     if len(buf) > max_bytes:
                         raise BadAnswer(f"snapshot exceeds {max_bytes} bytes")
-                content_type = r.headers.get("content-type", "")[:100]
         data = bytes(buf)
         if decode:
-            width, height = await asyncio.to_thread(check_jpeg, data)
+            width, height, content_type = await asyncio.to_thread(check_image, data)
         else:
-            width, height = jpeg_size(data)
+            width, height, content_type = image_size(data)
         return Snapshot(data, width, height, content_type)
     except DeviceError:
         raise

@@ -56,6 +56,22 @@ def jpeg_dimensions(data: bytes) -> tuple[int, int]:
     raise InvalidSnapshot("corrupt JPEG: no start-of-frame segment")
 
 
+def image_dimensions(data: bytes) -> tuple[int, int]:
+    """Width and height from a JPEG, PNG or BMP header, without decoding the picture."""
+    if data[:2] == b"\xff\xd8":
+        return jpeg_dimensions(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    elif data[:2] == b"BM" and len(data) >= 26:
+        width = int.from_bytes(data[18:22], "little", signed=True)
+        height = abs(int.from_bytes(data[22:26], "little", signed=True))
+    else:
+        raise InvalidSnapshot("not a JPEG, PNG or BMP picture")
+    if not (8 <= width <= _MAX_SIDE and 8 <= height <= _MAX_SIDE):
+        raise InvalidSnapshot(f"implausible picture size {width}x{height}")
+    return width, height
+
+
 def reduction_for(width: int, work_width: int) -> int:
     """The largest DCT scale (1, 2, 4, 8) that still leaves at least `work_width` columns."""
     for factor in (8, 4, 2):
@@ -74,13 +90,16 @@ class Decoded:
 
 
 def decode(data: bytes, work_width: int, crop: int) -> Decoded:
-    """Decode `data` into a working colour frame and a native-resolution grey centre crop."""
-    width, height = jpeg_dimensions(data)
+    """Decode `data` into a working colour frame and a native-resolution grey centre crop.
+
+    JPEG is decoded at a reduced DCT scale; PNG and BMP (lossless, no such shortcut) at full size.
+    """
+    width, height = image_dimensions(data)
     buf = np.frombuffer(data, dtype=np.uint8)
-    scale = reduction_for(width, work_width)
+    scale = reduction_for(width, work_width) if data[:2] == b"\xff\xd8" else 1
     decoded = cv2.imdecode(buf, _REDUCED_COLOR[scale])
     if decoded is None or decoded.ndim != 3:
-        raise InvalidSnapshot("JPEG could not be decoded")
+        raise InvalidSnapshot("picture could not be decoded")
     color: np.ndarray = decoded
     if scale == 1:
         grey = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)

@@ -279,7 +279,8 @@ def diagnose_jpeg(
     reference: Reference | Mapping[str, Reference] | None = None,
     config: DiagnosisConfig | None = None,
 ) -> Diagnosis:
-    """Diagnose one JPEG snapshot. Raises `InvalidSnapshot` for bytes that are not a usable JPEG.
+    """Diagnose one snapshot (JPEG, or PNG/BMP at full-size decoding cost). Raises `InvalidSnapshot`
+    for bytes that are not a usable picture.
 
     `reference` is the camera's known-good frame, or its references by mode (day / night / ir, as
     `ReferenceStore.for_camera` gives them) so the one matching this frame's mode is used.

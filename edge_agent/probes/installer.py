@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from edge_agent.devices.addresses import DeviceAddresses
-from edge_agent.devices.errors import DeviceError
+from edge_agent.devices.errors import AuthRefused, BadAnswer, DeviceError
 from edge_agent.devices.snapshot import fetch_snapshot
 from edge_agent.probes import ProbeResult, ProbeSettings, Trace, current_trace, run_with_deadline
 from edge_agent.probes._clients import onvif_client
@@ -121,6 +121,8 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
             if info is None:
                 if err is not None and err.answered:
                     res.reachable = True
+                if isinstance(err, AuthRefused):
+                    res.authenticated = False  # refused: known; anything else leaves it unknown
                 for name in ("profiles", "uris", "snapshot"):
                     run.skip(name, "not authenticated")
                 return _done(res)
@@ -198,12 +200,18 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
                 decode=settings.decode_snapshot,
                 addresses=addresses,
             )
-            trace.data["jpeg"] = snap.data
+            data = snap.data
+            if snap.content_type != "image/jpeg":
+                # the probe's test picture is stored as JPEG (a PNG or BMP camera still shows one)
+                data = await asyncio.to_thread(_as_jpeg, data)
+            trace.data["jpeg"] = data
             res.snapshot = protocol.SnapshotInfo(
                 width=snap.width, height=snap.height, size=snap.size, sha256=snap.sha256
             )
 
-        await run.step("snapshot", fetch)
+        _, err = await run.step("snapshot", fetch)
+        if isinstance(err, AuthRefused) and res.authenticated is None:
+            res.authenticated = False  # as the health check says of a snapshot URL that refuses them
         jpeg = trace.data.get("jpeg")
         diagnose = _diagnoser()
         if jpeg is not None and res.snapshot is not None and diagnose is not None:
@@ -215,6 +223,17 @@ async def probe(request: protocol.ProbeRequest, settings: ProbeSettings) -> Prob
                 res.snapshot.quality = quality
                 res.snapshot.judged = quality is not None
     return _done(res)
+
+
+def _as_jpeg(data: bytes) -> bytes:
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    ok, buf = (False, None) if img is None else cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok or buf is None:
+        raise BadAnswer("snapshot does not decode")
+    return bytes(buf.tobytes())
 
 
 def _done(res: protocol.ProbeResult) -> ProbeResult:

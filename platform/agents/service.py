@@ -104,6 +104,7 @@ def _assignment(row: Camera | Checkpoint, box: SecretBox, kind: str) -> Assignme
             onvif=onvif,
             rtsp_url=row.rtsp_url,
             snapshot_url=row.snapshot_url,  # the registry's only; device answers are re-checked by the agent
+            stream_uri=row.stream_uri,
             health_interval_s=row.health_interval_s,
             snapshot_interval_s=row.snapshot_interval_s,
         )
@@ -252,7 +253,7 @@ def take_pending(session: Session, agent_id: str, box: SecretBox) -> list[Comman
         out.append(
             Command(
                 id=r.id,
-                kind="probe",
+                kind="set_clock" if r.kind == "set_clock" else "probe",
                 device_id=r.device_id,
                 deadline=r.deadline,
                 device=_assignment(device, box, kind),

@@ -89,7 +89,9 @@ async def _sweep_forever(ctx: AppContext) -> None:
 
     def once() -> int:
         with ctx.db.session() as s:
-            return sweep(s, ctx.settings.allowed_misses)
+            return sweep(
+                s, ctx.settings.allowed_misses, allowed_snapshot_misses=ctx.settings.allowed_snapshot_misses
+            )
 
     while True:
         await asyncio.sleep(ctx.settings.sweep_interval_s)

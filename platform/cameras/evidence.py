@@ -51,8 +51,15 @@ def derive_status(
     last_error: str | None,
     verdict: str | None,
     faults: list[str] | None,
+    snapshot_failures: int = 0,
+    allowed_snapshot_misses: int = 3,
+    last_snapshot_error: str | None = None,
 ) -> Verdict:
-    """The status the evidence supports (pure, so it is tested without a database)."""
+    """The status the evidence supports (pure, so it is tested without a database).
+
+    A camera whose last `allowed_snapshot_misses` snapshots in a row gave no picture is a fault
+    (not intact, 不完好) though it answers: nobody can see what it sees.
+    """
     if last_checked is None:
         return Verdict("registered", "not yet checked by an agent")
     silent_for = (now - last_checked).total_seconds()
@@ -71,9 +78,51 @@ def derive_status(
         )
     if last_authenticated is False:
         return Verdict("fault", "answers but refuses the registered credentials")
+    if snapshot_failures >= allowed_snapshot_misses:
+        return Verdict(
+            "fault",
+            f"no picture in the last {snapshot_failures} snapshots: {last_snapshot_error or 'unspecified'}",
+        )
     if verdict == "fault":
         return Verdict("fault", f"picture fails diagnosis: {', '.join(faults or []) or 'unspecified'}")
     return Verdict("online", f"answered at {_iso(last_checked)}")
+
+
+def clock_fault(skew_s: float | None, max_skew_s: float) -> str | None:
+    """The `clock` fault (时钟不准) when the measured skew is beyond the allowed one, as its reason.
+
+    A fault of its own beside the status: a camera with a wrong clock still answers and still
+    shows the road, but its recordings and its timestamps (OSD, events) are off by the skew.
+    """
+    if skew_s is None or abs(skew_s) <= max_skew_s:
+        return None
+    return f"device clock {'behind' if skew_s < 0 else 'ahead'} by {_span(abs(skew_s))} ({skew_s:+.0f} s)"
+
+
+def _span(s: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if s >= 2 * size:
+            return f"{s / size:.1f} {unit}"
+    return f"{s:.0f} s"
+
+
+def open_faults(dev: Device, allowed_snapshot_misses: int) -> list[str]:
+    """The names of a device's open faults, from the same stored evidence as its status:
+    `offline`, `auth` (refuses the credentials), `no_picture`, the picture's diagnosis faults
+    (`blur`, …) and `clock`, which may stand beside an online status."""
+    out: list[str] = []
+    if dev.status == "offline":
+        out.append("offline")
+    elif dev.status == "fault":
+        if dev.last_authenticated is False:
+            out.append("auth")
+        elif isinstance(dev, Camera) and dev.snapshot_failures >= allowed_snapshot_misses:
+            out.append("no_picture")
+        elif isinstance(dev, Camera) and dev.last_verdict == "fault":
+            out.extend(str(f) for f in dev.last_faults or [])
+    if isinstance(dev, Camera) and dev.clock_fault_since is not None:
+        out.append("clock")
+    return out
 
 
 # Called with the device id whenever a status changes in this process (the coverage model listens).
@@ -89,7 +138,7 @@ def _apply(dev: Device, v: Verdict, now: dt.datetime) -> None:
     dev.status, dev.status_reason = v.status, v.reason[:500]
 
 
-def refresh(dev: Device, now: dt.datetime, allowed_misses: int) -> None:
+def refresh(dev: Device, now: dt.datetime, allowed_misses: int, allowed_snapshot_misses: int = 3) -> None:
     interval = dev.health_interval_s if isinstance(dev, Camera) else 60
     verdict = dev.last_verdict if isinstance(dev, Camera) else None
     faults = dev.last_faults if isinstance(dev, Camera) else None
@@ -104,6 +153,9 @@ def refresh(dev: Device, now: dt.datetime, allowed_misses: int) -> None:
         last_error=dev.last_error,
         verdict=verdict,
         faults=faults,
+        snapshot_failures=dev.snapshot_failures if isinstance(dev, Camera) else 0,
+        allowed_snapshot_misses=allowed_snapshot_misses,
+        last_snapshot_error=dev.last_snapshot_error if isinstance(dev, Camera) else None,
     )
     _apply(dev, v, now)
 
@@ -153,7 +205,13 @@ def _validate(items: list[dict[str, Any]], model: Any) -> tuple[list[tuple[int, 
 
 
 def ingest_health(
-    session: Session, items: list[dict[str, Any]], agent: str, allowed_misses: int
+    session: Session,
+    items: list[dict[str, Any]],
+    agent: str,
+    allowed_misses: int,
+    *,
+    allowed_snapshot_misses: int = 3,
+    max_clock_skew_s: float = 60.0,
 ) -> IngestReply:
     good, rejected = _validate(items, HealthItem)
     devices = _devices(session, {it.device_id for _, it in good})
@@ -182,8 +240,13 @@ def ingest_health(
         else:
             dev.failures += 1
             dev.last_error = it.error or "unreachable"
+        if isinstance(dev, Camera) and it.clock_skew_s is not None:
+            # the clock read is kept until the next reading: an unanswered check says nothing of it
+            dev.clock_skew_s = it.clock_skew_s
+            off = clock_fault(it.clock_skew_s, max_clock_skew_s) is not None
+            dev.clock_fault_since = (dev.clock_fault_since or it.ts) if off else None
     for dev in devices.values():
-        refresh(dev, now, allowed_misses)
+        refresh(dev, now, allowed_misses, allowed_snapshot_misses)
     session.flush()
     accepted = len(inserted)
     return IngestReply(
@@ -192,8 +255,19 @@ def ingest_health(
 
 
 def ingest_snapshots(
-    session: Session, items: list[dict[str, Any]], store: ObjectStore, allowed_misses: int
+    session: Session,
+    items: list[dict[str, Any]],
+    store: ObjectStore,
+    allowed_misses: int,
+    *,
+    allowed_snapshot_misses: int = 3,
 ) -> IngestReply:
+    """Store pictures (checked against the object store) and failed snapshots, and re-derive status.
+
+    A failed snapshot is evidence too: each one in a row counts towards `allowed_snapshot_misses`,
+    and a picture resets the count. The failure that reaches the limit is stored with the verdict
+    `fault` (`no_picture`), so the intact rate rebuilt from history agrees with the live status.
+    """
     good, rejected = _validate(items, SnapshotItem)
     devices = _devices(session, {it.device_id for _, it in good})
     rows, keep = [], []
@@ -201,6 +275,9 @@ def ingest_snapshots(
         errors: list[str] = []
         if it.device_id not in devices:
             errors.append(f"device {it.device_id} is not registered")
+        elif it.error is not None:
+            if it.key.startswith("snapshots/"):
+                errors.append("a failed snapshot has no object: its key is the agent's, not an object key")
         elif not it.key.startswith(f"snapshots/{it.device_id}/"):
             errors.append("key is not one presigned for this device")
         else:
@@ -237,6 +314,7 @@ def ingest_snapshots(
                 "height": it.height,
                 "quality": q,
                 "verdict": it.quality.verdict if it.quality else None,
+                "error": it.error,
                 "received_at": utcnow(),
             }
         )
@@ -246,13 +324,26 @@ def ingest_snapshots(
         dev = devices[it.device_id]
         if not isinstance(dev, Camera):
             continue
-        if dev.last_snapshot_at is not None and it.ts <= dev.last_snapshot_at:
+        latest = max((t for t in (dev.last_snapshot_at, dev.last_snapshot_failed_at) if t), default=None)
+        if latest is not None and it.ts <= latest:
             continue
+        if it.error is not None:
+            dev.snapshot_failures += 1
+            dev.last_snapshot_error = it.error
+            dev.last_snapshot_failed_at = it.ts
+            if dev.snapshot_failures == allowed_snapshot_misses:
+                session.execute(
+                    update(Snapshot)
+                    .where(Snapshot.key == it.key)
+                    .values(verdict="fault", quality={"verdict": "fault", "faults": ["no_picture"]})
+                )
+            continue
+        dev.snapshot_failures, dev.last_snapshot_error = 0, None
         dev.last_snapshot_at, dev.last_snapshot_key = it.ts, it.key
         if it.quality is not None:
             dev.last_verdict, dev.last_faults = it.quality.verdict, list(it.quality.faults)
     for dev in devices.values():
-        refresh(dev, now, allowed_misses)
+        refresh(dev, now, allowed_misses, allowed_snapshot_misses)
     session.flush()
     accepted = len(inserted)
     return IngestReply(
@@ -260,7 +351,9 @@ def ingest_snapshots(
     )
 
 
-def sweep(session: Session, allowed_misses: int, now: dt.datetime | None = None) -> int:
+def sweep(
+    session: Session, allowed_misses: int, now: dt.datetime | None = None, allowed_snapshot_misses: int = 3
+) -> int:
     """Mark devices whose reports stopped as offline; returns how many changed. Idempotent."""
     now = now or utcnow()
     changed = 0
@@ -276,7 +369,7 @@ def sweep(session: Session, allowed_misses: int, now: dt.datetime | None = None)
         )
         for dev in rows:
             before = dev.status
-            refresh(dev, now, allowed_misses)
+            refresh(dev, now, allowed_misses, allowed_snapshot_misses)
             changed += dev.status != before
     session.flush()
     return changed
@@ -287,5 +380,13 @@ def reset_evidence(session: Session, device_id: str) -> None:
     session.execute(
         update(Camera)
         .where(Camera.device_id == device_id)
-        .values(status="registered", status_reason=None, failures=0, last_checked=None)
+        .values(
+            status="registered",
+            status_reason=None,
+            failures=0,
+            last_checked=None,
+            snapshot_failures=0,
+            last_snapshot_error=None,
+            clock_fault_since=None,
+        )
     )

@@ -301,5 +301,11 @@ class CameraOut(BaseModel):
     status_reason: str | None
     last_seen: dt.datetime | None
     last_probe_at: dt.datetime | None
+    # device clock − agent clock at the last health check; since when it is the `clock` fault
+    clock_skew_s: float | None = None
+    clock_fault_since: dt.datetime | None = None
+    # snapshots in a row without a picture, and why the last one failed
+    snapshot_failures: int = 0
+    last_snapshot_error: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime

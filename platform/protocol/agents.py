@@ -41,13 +41,16 @@ class Assignment(BaseModel):
     onvif: OnvifCredentials | None = None
     rtsp_url: str | None = None
     snapshot_url: str | None = None
+    # the stream URI the device named to the last probe: a picture's last resort when snapshots fail
+    stream_uri: str | None = None
     health_interval_s: int
     snapshot_interval_s: int
 
 
 class Command(BaseModel):
     id: str
-    kind: Literal["probe"]
+    # probe: the installer's probe; set_clock: set the device clock to the agent's (SetSystemDateAndTime)
+    kind: Literal["probe", "set_clock"]
     device_id: str
     deadline: dt.datetime
     # everything the agent needs to run it without another round trip: the device and, for a

@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tianwang.protocol.fields import Instant, Line, Text, check_json, safe_echo
 
 Key = str  # idempotency key: the same observation replayed carries the same key
+# A device clock is whatever its battery left it: 1970 and 2000 are common, and every skew is evidence.
+# Only a reading no clock could give (beyond two centuries either way) is refused as nonsense.
+MAX_CLOCK_SKEW_S = 200 * 365.25 * 86400
+# the pictures stored: what OpenCV decodes in another format (BMP, …) is stored as lossless PNG
+IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
+ImageType = Literal["image/jpeg", "image/png"]
 
 
 class HealthItem(BaseModel):
@@ -21,7 +27,7 @@ class HealthItem(BaseModel):
     reachable: bool
     authenticated: bool | None = None
     latency_ms: float | None = Field(None, ge=0, le=3_600_000)
-    clock_skew_s: float | None = Field(None, ge=-10 * 365 * 86400, le=10 * 365 * 86400)
+    clock_skew_s: float | None = Field(None, ge=-MAX_CLOCK_SKEW_S, le=MAX_CLOCK_SKEW_S)
     stream_ok: bool | None = None
     error: Text | None = Field(None, max_length=500)
 
@@ -49,15 +55,28 @@ class Quality(BaseModel):
 
 
 class SnapshotItem(BaseModel):
+    """A picture taken (its object key from presign), or a snapshot that failed (`error`, no picture:
+    then `key` is the agent's idempotency key of the attempt)."""
+
     model_config = ConfigDict(extra="ignore")
 
     key: Line = Field(min_length=1, max_length=512)  # the object key from presign
     device_id: Line = Field(min_length=1, max_length=20)
     ts: Instant
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    width: int = Field(ge=1, le=16384)
-    height: int = Field(ge=1, le=16384)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    width: int | None = Field(None, ge=1, le=16384)
+    height: int | None = Field(None, ge=1, le=16384)
     quality: Quality | None = None
+    error: str | None = Field(None, min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _picture_or_error(self) -> SnapshotItem:
+        picture = (self.sha256, self.width, self.height)
+        if self.error is None and None in picture:
+            raise ValueError("a snapshot has sha256, width and height, or an error")
+        if self.error is not None and (any(v is not None for v in picture) or self.quality is not None):
+            raise ValueError("a failed snapshot (error) carries no picture fields")
+        return self
 
 
 class PresignRequest(BaseModel):
@@ -65,7 +84,7 @@ class PresignRequest(BaseModel):
     ts: Instant
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=1, le=32 * 1024 * 1024)
-    content_type: Literal["image/jpeg"] = "image/jpeg"
+    content_type: ImageType = "image/jpeg"
 
 
 class PresignReply(BaseModel):

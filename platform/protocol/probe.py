@@ -83,7 +83,8 @@ class ProbeResult(BaseModel):
 
     device_id: str
     reachable: bool = False
-    authenticated: bool = False
+    # True: the credentials were accepted; False: refused; None: unknown (the device never got that far)
+    authenticated: bool | None = None
     clock_skew_s: float | None = None
     device_info: DeviceInfo | None = None
     profiles: list[ProfileInfo] = Field(default_factory=list)

@@ -154,6 +154,14 @@ class Camera(Base):
     last_snapshot_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     last_verdict: Mapped[str | None] = mapped_column(String(10), default=None)
     last_faults: Mapped[list[Any] | None] = mapped_column(default=None)
+    # snapshots in a row that gave no picture, and why the last one failed (不完好 past the allowed misses)
+    snapshot_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_snapshot_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_snapshot_failed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the device clock's offset from the agent's at the last health check (device − agent), and
+    # since when it is beyond the allowed skew (the `clock` fault, 时钟不准); None while within it
+    clock_skew_s: Mapped[float | None] = mapped_column(Float, default=None)
+    clock_fault_since: Mapped[dt.datetime | None] = mapped_column(default=None)
     last_probe: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     last_probe_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -338,7 +346,8 @@ class HealthObservation(Base):
 
 
 class Snapshot(Base):
-    """A stored picture of a device and its quality diagnosis; the bytes live in the object store."""
+    """A stored picture of a device and its quality diagnosis (the bytes live in the object store), or
+    a snapshot that gave no picture (`error` set, no object: `key` is the agent's key of the attempt)."""
 
     __tablename__ = "snapshots"
 
@@ -346,11 +355,12 @@ class Snapshot(Base):
     key: Mapped[str] = mapped_column(String(512), unique=True)
     device_id: Mapped[str] = mapped_column(String(20))
     ts: Mapped[dt.datetime] = mapped_column()
-    sha256: Mapped[str] = mapped_column(String(64))
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
     quality: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     verdict: Mapped[str | None] = mapped_column(String(10), default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_snapshots_device_ts", "device_id", "ts"),)

@@ -7,13 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select
 
 from tianwang import clock
 from tianwang.api.deps import DB, HUMANS, Ctx, require
 from tianwang.cameras import service
+from tianwang.cameras.evidence import clock_fault, open_faults
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
+from tianwang.protocol.ingest import IMAGE_TYPES
 from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Role, Snapshot
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
@@ -67,12 +69,21 @@ def camera_health(
 
 
 class SnapshotOut(BaseModel):
+    """A picture (with a short-lived URL and its content type), or a snapshot that failed (`error`)."""
+
     key: str
     ts: dt.datetime
-    width: int
-    height: int
+    width: int | None
+    height: int | None
     quality: dict[str, Any] | None
-    url: str
+    url: str | None
+    content_type: str | None = None
+    error: str | None = None
+
+
+def _content_type(key: str) -> str | None:
+    ext = key.rsplit(".", 1)[-1].lower() if "." in key else ""
+    return next((t for t, e in IMAGE_TYPES.items() if e == ext), None)
 
 
 @router.get(
@@ -104,7 +115,9 @@ def camera_snapshots(
             width=r.width,
             height=r.height,
             quality=r.quality,
-            url=ctx.store.presigned_get(r.key, ttl),
+            url=None if r.error is not None else ctx.store.presigned_get(r.key, ttl),
+            content_type=None if r.error is not None else _content_type(r.key),
+            error=r.error,
         )
         for r in rows
     ]
@@ -121,21 +134,35 @@ class FaultOut(BaseModel):
     last_seen: dt.datetime | None
     last_checked: dt.datetime | None
     last_snapshot_key: str | None
+    # the open faults by name (offline, auth, no_picture, blur…, clock) and the clock's evidence
+    faults: list[str] = []
+    clock_skew_s: float | None = None
 
 
 @router.get("/faults", response_model=list[FaultOut], dependencies=[Depends(require(Role.staff))])
 def faults(
     db: DB,
+    ctx: Ctx,
     status: Annotated[str, Query(pattern="^(open)$")] = "open",
     area_code: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
     limit: Limit = 1000,
 ) -> list[FaultOut]:
-    """Devices offline or failing diagnosis, with since when and the evidence that says so."""
+    """Devices offline or faulty, or online with a wrong clock, with since when and the evidence."""
     out: list[FaultOut] = []
-    cams = select(Camera).where(Camera.status.in_(("offline", "fault")), Camera.lifecycle == "in_use")
+    misses = ctx.settings.allowed_snapshot_misses
+    cams = select(Camera).where(
+        or_(Camera.status.in_(("offline", "fault")), Camera.clock_fault_since.is_not(None)),
+        Camera.lifecycle == "in_use",
+    )
     if area_code:
         cams = cams.where(Camera.area_code.startswith(area_code))
-    for c in db.scalars(cams.order_by(Camera.status_since).limit(limit)):
+    since = func.coalesce(
+        case((Camera.status.in_(("offline", "fault")), Camera.status_since)), Camera.clock_fault_since
+    )
+    for c in db.scalars(cams.order_by(since).limit(limit)):
+        by_status = c.status in ("offline", "fault")
+        clock = clock_fault(c.clock_skew_s, ctx.settings.max_clock_skew_s) if c.clock_fault_since else None
+        reasons = [r for r in (c.status_reason if by_status else None, clock) if r]
         out.append(
             FaultOut(
                 device_id=c.device_id,
@@ -143,11 +170,13 @@ def faults(
                 name=c.name,
                 area_code=c.area_code,
                 status=c.status,
-                since=c.status_since,
-                reason=c.status_reason,
+                since=c.status_since if by_status else c.clock_fault_since,
+                reason="; ".join(reasons) or None,
                 last_seen=c.last_seen,
                 last_checked=c.last_checked,
                 last_snapshot_key=c.last_snapshot_key,
+                faults=open_faults(c, misses),
+                clock_skew_s=c.clock_skew_s,
             )
         )
     cps = select(Checkpoint).where(Checkpoint.status.in_(("offline", "fault")))
@@ -166,6 +195,7 @@ def faults(
                 last_seen=p.last_seen,
                 last_checked=p.last_checked,
                 last_snapshot_key=None,
+                faults=open_faults(p, misses),
             )
         )
     return out[:limit]

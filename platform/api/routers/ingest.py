@@ -14,7 +14,7 @@ from tianwang.api.metrics import count_not_owned
 from tianwang.auth.tokens import Principal
 from tianwang.cameras import evidence
 from tianwang.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from tianwang.protocol.ingest import Batch, IngestReply, PresignReply, PresignRequest, Rejected
+from tianwang.protocol.ingest import IMAGE_TYPES, Batch, IngestReply, PresignReply, PresignRequest, Rejected
 from tianwang.storage.models import Camera, Checkpoint, Role, utcnow
 from tianwang.storage.objectstore import snapshot_key
 
@@ -56,7 +56,15 @@ def ingest_health(body: Batch, db: DB, ctx: Ctx, who: AgentOnly, request: Reques
     """Health observations; an item about a device outside the token's zones is refused (per item)."""
     items, where, refused = _owned_only(db, who, body.items)
     count_not_owned(request, "health", len(refused))
-    return _merge(evidence.ingest_health(db, items, who.name, ctx.settings.allowed_misses), where, refused)
+    reply = evidence.ingest_health(
+        db,
+        items,
+        who.name,
+        ctx.settings.allowed_misses,
+        allowed_snapshot_misses=ctx.settings.allowed_snapshot_misses,
+        max_clock_skew_s=ctx.settings.max_clock_skew_s,
+    )
+    return _merge(reply, where, refused)
 
 
 @router.post("/snapshots/presign", response_model=PresignReply)
@@ -76,7 +84,8 @@ def presign_snapshot(
     if not who.reaches(area, body.device_id):
         count_not_owned(request, "presign")
         raise Forbidden(f"device {body.device_id} is not in this agent token's zones")
-    key = snapshot_key(body.device_id, body.ts)
+    # the key's extension records what the picture is (a PNG camera's pictures stay PNG)
+    key = snapshot_key(body.device_id, body.ts, IMAGE_TYPES[body.content_type])
     # a stored picture is evidence: only an upload of the very same bytes may be presigned again
     if ctx.store.exists(key) and ctx.store.stat(key).sha256 not in (None, body.sha256):
         raise Conflict(f"a different snapshot is already stored at {key}")
@@ -90,8 +99,15 @@ def presign_snapshot(
 
 @router.post("/snapshots", response_model=IngestReply)
 def ingest_snapshots(body: Batch, db: DB, ctx: Ctx, who: AgentOnly, request: Request) -> IngestReply:
-    """Snapshot records; an item about a device outside the token's zones is refused (per item)."""
+    """Snapshot records (pictures and failed snapshots); an item about a device outside the token's
+    zones is refused (per item)."""
     items, where, refused = _owned_only(db, who, body.items)
     count_not_owned(request, "snapshots", len(refused))
-    reply = evidence.ingest_snapshots(db, items, ctx.store, ctx.settings.allowed_misses)
+    reply = evidence.ingest_snapshots(
+        db,
+        items,
+        ctx.store,
+        ctx.settings.allowed_misses,
+        allowed_snapshot_misses=ctx.settings.allowed_snapshot_misses,
+    )
     return _merge(reply, where, refused)

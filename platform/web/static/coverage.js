@@ -75,6 +75,7 @@
     "ev.health": ["最近巡检（最多10条，7天内）", "Recent checks (up to 10, last 7 days)"],
     "ev.snapshot": ["最新截图（30天内）", "Last snapshot (last 30 days)"],
     "ev.nosnap": ["30天内无截图", "No snapshot in the last 30 days"],
+    "ev.snapfail": ["截图失败：{e}", "No picture: {e}"],
     "ev.nohealth": ["7天内无巡检记录", "No check in the last 7 days"],
     "ev.checkpoint": ["卡口设备：见其抓拍机的证据", "A checkpoint: see its cameras' evidence"],
     "ev.quality": ["诊断：{v}", "Diagnosis: {v}"],
@@ -428,6 +429,11 @@
     fig.append(TW.el("figcaption", {}, TW.t("ev.snapshot")));
     if (!s) {
       fig.append(TW.el("p", { class: "tw-hint" }, TW.t("ev.nosnap")));
+      return fig;
+    }
+    if (s.error) {
+      // the latest snapshot gave no picture: its failure is the evidence (text, never markup)
+      fig.append(TW.el("p", { class: "tw-error", "data-testid": "snapshot-error" }, `${TW.fmtTime(s.ts)} · `, TW.t("ev.snapfail", { e: s.error })));
       return fig;
     }
     const q = s.quality || {};

@@ -480,7 +480,7 @@
   function verdictOf(r) {
     const why = [];
     if (!r.reachable) why.push(TW.t("in.reachable") + ": " + TW.t("no"));
-    else if (!r.authenticated) why.push(TW.t("in.authenticated") + ": " + TW.t("no"));
+    else if (r.authenticated === false) why.push(TW.t("in.authenticated") + ": " + TW.t("no"));
     if (r.error) why.push(r.error.code + ": " + r.error.message);
     if (!r.snapshot) why.push(TW.t("in.no_snapshot"));
     const q = r.snapshot && r.snapshot.quality;
@@ -491,7 +491,11 @@
   function row(label, value, cls) {
     return TW.el("tr", {}, TW.el("th", {}, label), TW.el("td", { class: cls || null }, value));
   }
-  const yesNo = (b) => TW.el("span", { class: b ? "tw-ok" : "tw-error" }, b ? "✓ " + TW.t("yes") : "✗ " + TW.t("no"));
+  // null: unknown (the device never got that far), neither yes nor no
+  const yesNo = (b) =>
+    b === null || b === undefined
+      ? TW.el("span", { class: "tw-hint" }, "—")
+      : TW.el("span", { class: b ? "tw-ok" : "tw-error" }, b ? "✓ " + TW.t("yes") : "✗ " + TW.t("no"));
 
   function showResult(r) {
     const v = verdictOf(r);
