@@ -295,7 +295,9 @@ async def test_the_agent_watches_a_camera_behind_nat(
         assert work._snapshot_uris[dev.device_id][0] == dev.snapshot_url
         # trusted, the same camera's named address is followed: refused by the guard, no picture
         work.forget(dev.device_id)
-        assert await work.snapshot(assignment(dev, trust=True)) is None
+        key = await work.snapshot(assignment(dev, trust=True))  # no picture: the failure is recorded
+        (failed,) = [e for e in box.take("snapshot", 100) if e.key == key]
+        assert failed.blob is None and failed.payload["error"]
         assert {h for h, _ in connections.outside_loopback()} == {LAN}
         # and trusting it no more, the URI learned while trusted is not used again
         connections.seen.clear()
@@ -565,9 +567,9 @@ def test_an_agent_watches_cameras_behind_nat(live_server: tuple[Any, Any], tmp_p
 
             def state() -> dict[str, tuple[str, int]]:
                 with ctx.db.session() as s:
-                    snaps = dict(
-                        s.execute(select(Snapshot.device_id, func.count()).group_by(Snapshot.device_id)).all()
-                    )
+                    # pictures only: a snapshot that gave none is stored too, with its error
+                    pictures = select(Snapshot.device_id, func.count()).where(Snapshot.error.is_(None))
+                    snaps = dict(s.execute(pictures.group_by(Snapshot.device_id)).all())
                     return {
                         c.device_id: (c.status, int(snaps.get(c.device_id, 0)))
                         for c in s.scalars(select(Camera))
