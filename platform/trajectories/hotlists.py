@@ -25,7 +25,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import String, and_, bindparam, cast, func, or_, select, union
@@ -75,8 +75,10 @@ class ScopeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    checkpoint_ids: list[str] | None = Field(None, min_length=1, max_length=1000)
-    area_codes: list[str] | None = Field(None, min_length=1, max_length=100)
+    checkpoint_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, min_length=1, max_length=1000
+    )
+    area_codes: list[Annotated[str, Field(max_length=12)]] | None = Field(None, min_length=1, max_length=100)
 
 
 class HotlistIn(BaseModel):
