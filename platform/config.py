@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # alarm stream: how often a listener re-reads the database (other replicas' alarms), heartbeat
     alarm_poll_s: float = Field(0.5, gt=0, le=10)
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
+    # a new hotlist is matched against the passes of this many past days unless it names retro_days
+    hotlist_retro_days: int = Field(7, ge=0, le=92)
     import_max_bytes: int = 50 * 1024 * 1024
     # any other request body (ingest batches, registry writes); imports and object uploads have their own
     # the console's map: a tile URL template of the police GIS ({z}/{x}/{y}); empty: no tiles are fetched

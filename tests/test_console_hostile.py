@@ -224,6 +224,24 @@ def _load(url: str, ctx: AppContext) -> dict[str, Any]:
         for what, items in (("passes", passes), ("faces", faces), ("phones", phones)):
             r3 = c.post(f"/api/v1/ingest/{what}", json={"items": items}, headers=agent).json()
             assert r3["accepted"] == len(items), (what, r3)
+        # an alarm acknowledged with a hostile note; a hotlist with a hostile scope, withdrawn with a
+        # hostile reason
+        first = c.get("/api/v1/alarms", headers=inv).json()["items"][0]["id"]
+        ack = {"verdict": "false_positive", "note": evil(115)}
+        assert c.post(f"/api/v1/alarms/{first}/ack", json=ack, headers=inv).status_code == 200
+        scoped = {
+            **hotlist,
+            "name": "scoped",
+            "entries": [{"plate_no": "粤B00001"}],
+            "scope": {"checkpoint_ids": [evil(116)], "area_codes": ["4403"]},
+            "retro_days": 0,
+        }
+        r4 = c.post("/api/v1/hotlists", json=scoped, headers=inv)
+        assert r4.status_code == 201, r4.text
+        r5 = c.delete(
+            f"/api/v1/hotlists/{r4.json()['id']}", params={"case_no": CASE, "reason": evil(117)}, headers=inv
+        )
+        assert r5.status_code == 200, r5.text
     return {"tok": tok, "city": city, "down": down, "now": now}
 
 
@@ -411,15 +429,17 @@ def test_no_hostile_value_runs_on_any_console_page(live_server, hostile_page) ->
     assert evil(800) in table and evil(801) in table and HOSTILE_PLATE in table
     p.evaluate(OPEN_ALL)
 
-    row = p.wait_for_selector("[data-testid=hotlist-row]")
+    row = p.wait_for_selector("[data-testid=hotlist-row]:has-text('PWN(110)')")
     text = row.inner_text()
     assert evil(110) in text and HOSTILE_PERSON in text and CASE in text
+    listed = p.inner_text("#hl-list")
+    assert evil(116) in listed and evil(117) in listed
     p.wait_for_selector("[data-testid=alarm]")
     for a in p.query_selector_all("[data-testid=alarm]"):
         a.click()
     p.wait_for_selector("[data-testid=alarm]:has-text('PWN(3)')")
     alarms = p.inner_text("#inv-alarm-list")
-    assert HOSTILE_PERSON in alarms and CASE in alarms
+    assert HOSTILE_PERSON in alarms and CASE in alarms and evil(115) in alarms
     p.evaluate(OPEN_ALL)
     shot(p, "hostile-investigation")
     _clean(p, "investigation")

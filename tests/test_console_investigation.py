@@ -159,18 +159,24 @@ def test_investigator_draws_a_trajectory_and_an_alarm_appears_live(live_server, 
     page.wait_for_selector("#hl-error:not(:empty)")
     assert "第 2 行" in page.inner_text("#hl-error")
     page.fill("#hl-entries", f"plate 粤B12345 银色轿车\n{IMSI}")
+    # limited to one checkpoint; the past days (the default) are matched on creation
+    page.fill("#hl-checkpoints", CP2)
+    assert page.query_selector_all("[data-testid=alarm]") == []
     page.click("#hl-create")
     row = page.wait_for_selector("[data-testid=hotlist-row]:has-text('嫌疑车辆')")
     assert row.query_selector("[data-testid=hotlist-state]").get_attribute("data-state") == "active"
     assert PLATE in row.inner_text() and IMSI in row.inner_text() and CASE in row.inner_text()
-    assert page.query_selector_all("[data-testid=alarm]") == []
+    assert CP2 in row.query_selector("[data-testid=hotlist-scope]").inner_text()
+    # the plate's two past passes at that checkpoint, marked as from the past
+    page.wait_for_function("document.querySelectorAll('[data-testid=alarm-retro]').length === 2")
+    assert len(page.query_selector_all("[data-testid=alarm]")) == 2
 
     # a matching pass arrives through the API (as an agent): the alarm shows live, with no reload
     page.evaluate("window.__same_page = true")
     sent = time.monotonic()
     now = dt.datetime.now(dt.UTC)
     _ingest(srv.url, tok["agent"], "passes", [pass_item("ci-live001", "粤B12345", now, CP2)])
-    alarm = page.wait_for_selector("[data-testid=alarm]", timeout=5000)
+    alarm = page.wait_for_selector("[data-testid=alarm]:not(:has([data-testid=alarm-retro]))", timeout=5000)
     latency = time.monotonic() - sent
     print(f"alarm shown {latency:.2f} s after the ingest answered")
     assert page.evaluate("window.__same_page") is True
@@ -181,17 +187,34 @@ def test_investigator_draws_a_trajectory_and_an_alarm_appears_live(live_server, 
     # a click on the alarm shows where it was seen
     alarm.click()
     assert page.evaluate("TW.inv.map.layer('alarm') !== null")
+    # acknowledged on the page (签收): the verdict, who and the note replace the buttons
+    live_id = alarm.get_attribute("data-id")
+    alarm.query_selector("[data-testid=alarm-ack-note]").fill("车主已核实 <b>ok</b>")
+    alarm.query_selector("[data-testid=alarm-ack-confirmed]").click()
+    acked = page.wait_for_selector(f"[data-testid=alarm][data-id='{live_id}'] [data-testid=alarm-ack]")
+    assert acked.get_attribute("data-verdict") == "confirmed"
+    assert "inv-investigator" in acked.inner_text() and "车主已核实 <b>ok</b>" in acked.inner_text()
 
-    # withdrawn through the page (two clicks, no dialog): a later pass raises nothing
+    # withdrawn through the page (two clicks, no dialog), with a reason: a later pass raises nothing
+    page.fill("#hl-withdraw-reason", "车辆已找回")
     btn = row.query_selector("[data-testid=hotlist-withdraw]")
     btn.click()
     assert btn.inner_text() in ("确认撤控？", "Confirm withdraw?")
     btn.click()
     page.wait_for_selector("[data-testid=hotlist-row] [data-state=revoked]")
+    assert "车辆已找回" in page.inner_text("[data-testid=hotlist-row]:has-text('嫌疑车辆')")
     later = dt.datetime.now(dt.UTC)
-    _ingest(srv.url, tok["agent"], "passes", [pass_item("ci-live002", "粤B12345", later, CP3)])
+    _ingest(srv.url, tok["agent"], "passes", [pass_item("ci-live002", "粤B12345", later, CP2)])
+    # another investigator's reads do not include this case's alarms; an admin's do
     alarms = httpx.get(f"{srv.url}/api/v1/alarms", headers=auth(tok["checker"]), timeout=10).json()
-    assert [a["record_key"] for a in alarms["items"]] == ["ci-live001"]
+    assert alarms["items"] == []
+    alarms = httpx.get(f"{srv.url}/api/v1/alarms", headers=auth(tok["admin"]), timeout=10).json()
+    assert [(a["record_key"], a["retro"]) for a in alarms["items"]] == [
+        ("ci-000001", True),
+        ("ci-000004", True),
+        ("ci-live001", False),
+    ]
+    assert alarms["items"][2]["ack"]["note"] == "车主已核实 <b>ok</b>"
 
     # the audit log: every call of the page under the case number
     log = httpx.get(f"{srv.url}/api/v1/audit", headers=auth(tok["admin"]), timeout=10).json()["items"]
@@ -203,6 +226,7 @@ def test_investigator_draws_a_trajectory_and_an_alarm_appears_live(live_server, 
         "alarms.list",
         "trajectories.vehicle",
         "hotlists.create",
+        "alarms.ack",
         "hotlists.withdraw",
     ):
         assert route in routes, (route, routes)

@@ -79,6 +79,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/v1/hotlists/{hotlist_id}"): {A, V},
     ("GET", "/api/v1/alarms"): {A, V},
     ("GET", "/api/v1/alarms/stream"): {A, V},
+    ("POST", "/api/v1/alarms/{alarm_id}/ack"): {A, V},
     ("GET", "/api/v1/coverage/summary"): {A, S},
     ("GET", "/api/v1/coverage/areas"): {A, S},
     ("GET", "/api/v1/coverage/blind-spots"): {A, S},

@@ -476,6 +476,14 @@ class Hotlist(Base):
     # withdrawn, not deleted: alarms already raised keep pointing at it
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    revoked_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # where and when it alarms (hotlists.Scope): {checkpoint_ids?, area_codes?}, "HH:MM-HH:MM" local
+    # time (+08:00, may wrap midnight), GA/T 1400 行驶方向 codes; None: everywhere, always, any way
+    scope: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    active_hours: Mapped[str | None] = mapped_column(String(11), default=None)
+    directions: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # the past passes matched at creation: how many days back
+    retro_days: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class HotlistEntry(Base):
@@ -518,6 +526,13 @@ class Alarm(Base):
     priority: Mapped[int] = mapped_column(Integer)
     case_no: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    # raised by a hotlist's creation for a pass stored before it (from the past), not at ingest
+    retro: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the acknowledgement (签收): confirmed | false_positive, by whom, when, why
+    ack_verdict: Mapped[str | None] = mapped_column(String(20), default=None)
+    ack_note: Mapped[str | None] = mapped_column(String(1000), default=None)
+    ack_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    ack_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class AuditEntry(Base):

@@ -153,6 +153,7 @@ PHONES = Track(
     (Fence.fence_id, Fence.lon, Fence.lat),
 )
 _PASS_COLUMN = {c: n for n, c in enumerate(PASSES.columns)}
+_HEADING = _PASS_COLUMN["direction_deg"]  # a hotlist may be limited to directions of travel
 
 # (index, validated item, its sensor's position, warnings so far) → the stored row
 Build = Callable[[int, Any, tuple[float, float], list[str]], Row]
@@ -507,7 +508,7 @@ def ingest_passes(
             values = tuple(row)
         seen = None
         if plate.kind not in _NO_SUBJECT:
-            seen = hotlists.Seen(plate.plate_no, values[1], it.key, it.checkpoint_id, *pos)
+            seen = hotlists.Seen(plate.plate_no, values[1], it.key, it.checkpoint_id, *pos, values[_HEADING])
         return Row(i, values, seen)
 
     return _ingest(session, items, PASSES, build, now, copy_threshold, retention_days)

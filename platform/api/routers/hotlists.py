@@ -28,6 +28,7 @@ router = APIRouter(prefix="/api/v1", tags=["hotlists"])
 Investigator = Annotated[Principal, Depends(require(Role.investigator))]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 HotlistId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+AlarmId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # alarms read per database round trip of one stream: what a slow client can make the server hold
 STREAM_BATCH = 200
 # entries shown with each hotlist of a list (the whole list is GET /hotlists/{id})
@@ -45,9 +46,15 @@ class NotAcceptable(TianwangError):
 
 
 @router.post("/hotlists", status_code=201)
-def create_hotlist(body: hotlists.HotlistIn, db: DB, who: Investigator) -> dict[str, Any]:
+def create_hotlist(
+    body: hotlists.HotlistIn, db: DB, ctx: Ctx, request: Request, who: Investigator
+) -> dict[str, Any]:
+    """Create a hotlist and match it against the passes of the last `retro_days` days (default
+    TIANWANG_HOTLIST_RETRO_DAYS): those alarms are marked `retro`, their count is `retro_alarms`."""
     case_no = audit.check_case_no(body.case_no)
-    h = hotlists.create(db, body.model_copy(update={"case_no": case_no}), who.name)
+    days = body.retro_days if body.retro_days is not None else ctx.settings.hotlist_retro_days
+    h = hotlists.create(db, body.model_copy(update={"case_no": case_no, "retro_days": days}), who.name)
+    past = hotlists.match_past(db, h, days, utcnow())
     h, entries = hotlists.get(db, h.id)
     audit.record(
         db,
@@ -55,10 +62,19 @@ def create_hotlist(body: hotlists.HotlistIn, db: DB, who: Investigator) -> dict[
         role=who.role.value,
         route="hotlists.create",
         case_no=case_no,
-        params={"hotlist_id": h.id, "name": h.name, "entries": len(entries), "fuzzy": h.fuzzy},
+        params={
+            "hotlist_id": h.id,
+            "name": h.name,
+            "entries": len(entries),
+            "fuzzy": h.fuzzy,
+            "retro_days": days,
+            "retro_alarms": len(past),
+        },
         result_size=len(entries),
     )
-    return hotlists.hotlist_dict(h, entries)
+    if past:
+        request.app.state.wakeups.publish(ALARMS)
+    return {**hotlists.hotlist_dict(h, entries), "retro_alarms": len(past)}
 
 
 @router.get("/hotlists")
@@ -140,12 +156,16 @@ def get_hotlist(
 
 @router.delete("/hotlists/{hotlist_id}")
 def withdraw_hotlist(
-    hotlist_id: HotlistId, db: DB, a: Annotated[Audited, Depends(audited("hotlists.withdraw"))]
+    hotlist_id: HotlistId,
+    db: DB,
+    a: Annotated[Audited, Depends(audited("hotlists.withdraw"))],
+    reason: Annotated[str | None, Query(max_length=500, description="why it is withdrawn (撤控原因)")] = None,
 ) -> dict[str, Any]:
     """Withdraw (撤控): no more alarms; the hotlist and its alarms stay on record."""
-    h = hotlists.revoke(db, hotlist_id, a.principal)  # the creator or an admin, else 403
+    reason = reason.strip() or None if reason else None
+    h = hotlists.revoke(db, hotlist_id, a.principal, reason)  # the creator or an admin, else 403
     _, entries = hotlists.get(db, h.id)
-    a.record(db, {"hotlist_id": hotlist_id}, 1)
+    a.record(db, {"hotlist_id": hotlist_id, "reason": reason}, 1)
     return hotlists.hotlist_dict(h, entries)
 
 
@@ -158,7 +178,8 @@ def list_alarms(
     cursor: str | None = None,
     case_no: CaseNo = None,
 ) -> dict[str, Any]:
-    """Stored alarms, oldest first; `since` filters on when they were raised."""
+    """Stored alarms the caller may see (an investigator: those of the hotlists they made; an
+    admin: all), oldest first; `since` filters on when they were raised."""
     if since is not None and since.tzinfo is None:
         raise ValidationFailed(
             "since needs a UTC offset", errors=[{"field": "since", "message": "naive time"}]
@@ -172,6 +193,23 @@ def list_alarms(
         "items": [hotlists.alarm_dict(a) for a in rows],
         "next_cursor": encode_cursor(rows[-1].id) if more and rows else None,
     }
+
+
+@router.post("/alarms/{alarm_id}/ack")
+def ack_alarm(alarm_id: AlarmId, body: hotlists.AckIn, db: DB, who: Investigator) -> dict[str, Any]:
+    """Acknowledge (签收) an alarm: `confirmed` or `false_positive`, with a note; audited under the
+    case of its hotlist. A later acknowledgement replaces it (the audit log keeps each one)."""
+    a, h = hotlists.acknowledge(db, alarm_id, body, who)
+    audit.record(
+        db,
+        user=who.name,
+        role=who.role.value,
+        route="alarms.ack",
+        case_no=h.case_no,
+        params={"alarm_id": a.id, "hotlist_id": h.id, "verdict": body.verdict, "note": body.note},
+        result_size=1,
+    )
+    return hotlists.alarm_dict(a)
 
 
 @router.get(
@@ -211,6 +249,7 @@ async def alarm_stream(
     start = await run_in_threadpool(open_, start)
     hub: WakeHub = request.app.state.wakeups
     poll_s, beat_s = ctx.settings.alarm_poll_s, ctx.settings.sse_heartbeat_s
+    owner = hotlists.visible_to(who)  # an investigator hears only the alarms of their hotlists
 
     # nothing at or below the opening point is sent again: a client resuming with Last-Event-ID has
     # everything up to it, except an alarm committed late while it was away (GET /alarms?since finds it)
@@ -219,7 +258,7 @@ async def alarm_stream(
     def fetch(last: int, sent: dict[int, float]) -> list[dict[str, Any]]:
         with ctx.db.session() as s:
             rows = hotlists.stream_batch(
-                s, last=last, floor=floor, sent=sent, now=utcnow(), limit=STREAM_BATCH
+                s, last=last, floor=floor, sent=sent, now=utcnow(), limit=STREAM_BATCH, owner=owner
             )
             return [hotlists.alarm_dict(a) for a in rows]
 

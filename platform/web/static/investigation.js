@@ -50,6 +50,14 @@
     "inv.alarms.older": ["（更早的告警未全部列出）", "(older alarms not all listed)"],
     "inv.alarm.hotlist": ["布控", "hotlist"],
     "inv.alarm.listed": ["布控号码", "listed as"],
+    "inv.alarm.retro": ["历史", "past"],
+    "inv.alarm.retro.title": ["发起布控时回溯匹配到的过车", "a past pass matched when the hotlist was created"],
+    "inv.alarm.confirmed": ["确认", "Confirm"],
+    "inv.alarm.false_positive": ["误报", "False positive"],
+    "inv.alarm.note": ["签收备注", "Note"],
+    "inv.alarm.ack.confirmed": ["已确认", "confirmed"],
+    "inv.alarm.ack.false_positive": ["已判误报", "false positive"],
+    "inv.alarm.acked": ["告警已签收：#{id}", "Alarm #{id} acknowledged"],
     "inv.fusion": ["三轨联控", "Fusion"],
     "inv.fusion.hint": [
       "按上方的对象和时间段，找出与之同行的车、人、手机。",
@@ -113,6 +121,17 @@
       "Entries, one a line: kind number [note] (kind plate / imsi / person; a bare number: digits are an IMSI, else a plate)",
     ],
     "hl.entries.short": ["对象", "Entries"],
+    "hl.checkpoints": ["限定卡口（编号，逗号或空格分隔）", "Only at checkpoints (ids, comma or space separated)"],
+    "hl.areas": ["限定区域（行政区划代码或其前缀）", "Only in areas (division codes or their prefixes)"],
+    "hl.hours": ["布控时段（北京时间，可跨零点）", "Active hours (+08:00, may wrap midnight)"],
+    "hl.directions": ["行驶方向（代码 1–8）", "Directions of travel (codes 1–8)"],
+    "hl.retro": ["回溯天数（0–92，留空用默认）", "Match past days (0–92, empty: the default)"],
+    "hl.retro.found": ["回溯匹配到 {n} 条历史告警", "{n} past alarms found"],
+    "hl.scope.checkpoints": ["卡口", "checkpoints"],
+    "hl.scope.areas": ["区域", "areas"],
+    "hl.scope.hours": ["时段", "hours"],
+    "hl.scope.directions": ["方向", "directions"],
+    "hl.withdraw.reason": ["撤控原因", "Reason to withdraw"],
     "hl.create": ["发起布控", "Create hotlist"],
     "hl.created": ["布控已发起：#{id}", "Hotlist #{id} created"],
     "hl.only_case": ["只看本案", "This case only"],
@@ -799,10 +818,19 @@
       fuzzy: $("hl-fuzzy").checked,
       entries: parsed.entries,
     };
+    const words = (id) => $(id).value.split(/[\s,，;；]+/).filter(Boolean);
+    const scope = {};
+    if (words("hl-checkpoints").length) scope.checkpoint_ids = words("hl-checkpoints");
+    if (words("hl-areas").length) scope.area_codes = words("hl-areas");
+    if (Object.keys(scope).length) body.scope = scope;
+    if ($("hl-hours").value.trim()) body.active_hours = $("hl-hours").value.trim();
+    if (words("hl-directions").length) body.directions = words("hl-directions");
+    if ($("hl-retro").value !== "") body.retro_days = parseInt($("hl-retro").value, 10);
     $("hl-create").disabled = true;
     try {
       const h = await TW.api("/api/v1/hotlists", { method: "POST", json: body });
-      TW.toast(TW.t("hl.created", { id: h.id }));
+      TW.toast(TW.t("hl.created", { id: h.id }) + (h.retro_alarms ? " · " + TW.t("hl.retro.found", { n: h.retro_alarms }) : ""));
+      if (h.retro_alarms) loadRecentAlarms();
       $("hl-entries").value = "";
       await loadHotlists(false);
     } catch (e) {
@@ -827,7 +855,10 @@
     S.hotlists = { items: (more ? S.hotlists.items : []).concat(ans.items || []), next: ans.next_cursor || null };
     renderHotlists();
   }
+  const STATE_COLOUR = { active: "#1a7f37", withdrawn: "#878787", expired: "#878787", pending: "#b26a00" };
   function hotlistState(h) {
+    // the server derives the status from its clock; "withdrawn" keeps the page's older name
+    if (h.status && STATE_COLOUR[h.status]) return [h.status === "withdrawn" ? "revoked" : h.status, STATE_COLOUR[h.status]];
     if (h.revoked_at) return ["revoked", "#878787"];
     if (h.active) return ["active", "#1a7f37"];
     return new Date(h.valid_from) > new Date() ? ["pending", "#b26a00"] : ["expired", "#878787"];
@@ -841,6 +872,13 @@
       const badge = TW.el("span", { class: "tw-badge", "data-testid": "hotlist-state", "data-state": state }, TW.t("hl." + state));
       badge.style.background = colour;
       const entries = (h.entries || []).map((e) => e.value + (e.note ? ` (${e.note})` : "")).join(", ");
+      const sc = h.scope || {};
+      const limits = [
+        sc.checkpoint_ids && `${TW.t("hl.scope.checkpoints")} ${sc.checkpoint_ids.join(" ")}`,
+        sc.area_codes && `${TW.t("hl.scope.areas")} ${sc.area_codes.join(" ")}`,
+        h.active_hours && `${TW.t("hl.scope.hours")} ${h.active_hours}`,
+        h.directions && `${TW.t("hl.scope.directions")} ${h.directions.join(" ")}`,
+      ].filter(Boolean);
       const total = h.entries_total != null ? h.entries_total : (h.entries || []).length;
       let action = null;
       if (!h.revoked_at) {
@@ -852,7 +890,15 @@
           "tr",
           { "data-testid": "hotlist-row", "data-id": h.id },
           TW.el("td", {}, h.id),
-          TW.el("td", { title: h.reason }, TW.el("b", {}, h.name), TW.el("br"), TW.el("small", { class: "tw-hint" }, h.reason)),
+          TW.el(
+            "td",
+            { title: h.reason },
+            TW.el("b", {}, h.name),
+            TW.el("br"),
+            TW.el("small", { class: "tw-hint" }, h.reason),
+            limits.length ? [TW.el("br"), TW.el("small", { "data-testid": "hotlist-scope" }, limits.join(" · "))] : null,
+            h.revoked_reason ? [TW.el("br"), TW.el("small", { class: "tw-hint" }, h.revoked_reason)] : null
+          ),
           TW.el("td", {}, h.case_no),
           TW.el("td", {}, h.priority),
           TW.el("td", {}, TW.fmtTime(h.valid_from), " – ", TW.fmtTime(h.valid_to)),
@@ -881,7 +927,9 @@
     }
     btn.disabled = true;
     try {
-      await get(`/api/v1/hotlists/${h.id}`, {}, { method: "DELETE" });
+      const reason = $("hl-withdraw-reason").value.trim();
+      await get(`/api/v1/hotlists/${h.id}`, reason ? { reason } : {}, { method: "DELETE" });
+      $("hl-withdraw-reason").value = "";
       TW.toast(TW.t("hl.withdrawn", { id: h.id }));
       await loadHotlists(false);
     } catch (e) {
@@ -1025,7 +1073,16 @@
         class: "inv-alarm" + (fresh ? " inv-new" : "") + (a.case_no !== S.caseNo ? " inv-other-case" : ""),
         onclick: () => showAlarm(a),
       },
-      TW.el("div", {}, badge, " ", TW.el("b", { class: "inv-alarm-subject" }, a.subject), " ", TW.el("small", {}, kindLabel(a.kind))),
+      TW.el(
+        "div",
+        {},
+        badge,
+        " ",
+        TW.el("b", { class: "inv-alarm-subject" }, a.subject),
+        " ",
+        TW.el("small", {}, kindLabel(a.kind)),
+        a.retro ? [" ", TW.el("span", { class: "tw-badge inv-retro", "data-testid": "alarm-retro", title: TW.t("inv.alarm.retro.title") }, TW.t("inv.alarm.retro"))] : null
+      ),
       TW.el(
         "div",
         { class: "tw-hint" },
@@ -1034,8 +1091,52 @@
         a.sensor_id,
         a.listed !== a.subject ? ` · ${TW.t("inv.alarm.listed")} ${a.listed}` : "",
         ` · ${TW.t("inv.alarm.hotlist")} #${a.hotlist_id} · ${a.case_no}`
-      )
+      ),
+      ackPart(a)
     );
+  }
+  // 签收: the verdict shown once given (with who and the note, as text); until then two buttons and a note
+  function ackPart(a) {
+    if (a.ack) {
+      return TW.el(
+        "div",
+        { class: "inv-ack", "data-testid": "alarm-ack", "data-verdict": a.ack.verdict },
+        TW.t("inv.alarm.ack." + a.ack.verdict),
+        ` · ${a.ack.by} · ${TW.fmtTime(a.ack.at)}`,
+        a.ack.note ? ` · ${a.ack.note}` : ""
+      );
+    }
+    const note = TW.el("input", { class: "inv-ack-note", maxlength: 1000, placeholder: TW.t("inv.alarm.note"), "data-testid": "alarm-ack-note" });
+    const stop = (ev) => ev.stopPropagation(); // the row's click shows the alarm on the map
+    note.addEventListener("click", stop);
+    const button = (verdict) =>
+      TW.el(
+        "button",
+        {
+          type: "button",
+          class: "secondary",
+          "data-testid": "alarm-ack-" + verdict,
+          onclick: (ev) => {
+            stop(ev);
+            ackAlarm(a, verdict, note.value.trim(), ev.currentTarget);
+          },
+        },
+        TW.t("inv.alarm." + verdict)
+      );
+    return TW.el("div", { class: "inv-ack" }, note, " ", button("confirmed"), " ", button("false_positive"));
+  }
+  async function ackAlarm(a, verdict, note, btn) {
+    btn.disabled = true;
+    try {
+      const got = await TW.api(`/api/v1/alarms/${a.id}/ack`, { method: "POST", json: note ? { verdict, note } : { verdict } });
+      A.byId.set(a.id, got);
+      const li = TW.$(`li[data-id="${a.id}"]`, $("inv-alarm-list"));
+      if (li) li.replaceWith(alarmRow(got, false));
+      TW.toast(TW.t("inv.alarm.acked", { id: a.id }));
+    } catch (e) {
+      btn.disabled = false;
+      TW.toast(TW.describe(e), "error");
+    }
   }
   function addAlarm(a, fresh) {
     if (!a || typeof a.id !== "number" || A.byId.has(a.id)) return;
