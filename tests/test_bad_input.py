@@ -236,7 +236,11 @@ def test_snapshots_refuse_only_the_item_with_a_bad_character(
         n = next(_serial)
         made = [make(3 * n + j) for j in range(3)]
         items = [dict(item, width=160, height=120, quality=q) for item, q in made]
-        if field.startswith("quality."):
+        if field == "error":
+            # a snapshot that gave no picture: the failure record, its reason spoiled
+            failed = {k: items[1][k] for k in ("key", "device_id", "ts")}
+            items[1] = dict(failed, key=f"s:fail:{n:08d}", error=spoil("connection refused", bad))
+        elif field.startswith("quality."):
             spoil_quality(items[1]["quality"], field.removeprefix("quality."), bad)
         else:
             items[1][field] = spoil(items[1][field], bad)

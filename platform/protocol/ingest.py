@@ -67,7 +67,7 @@ class SnapshotItem(BaseModel):
     width: int | None = Field(None, ge=1, le=16384)
     height: int | None = Field(None, ge=1, le=16384)
     quality: Quality | None = None
-    error: str | None = Field(None, min_length=1, max_length=500)
+    error: Text | None = Field(None, min_length=1, max_length=500)
 
     @model_validator(mode="after")
     def _picture_or_error(self) -> SnapshotItem:
