@@ -570,3 +570,21 @@ def test_hotlists_refuse_text_a_database_cannot_store(client: TestClient, tokens
             assert field in [e["field"] for e in r.json()["errors"]], (field, kind, r.json())
     r = post_json(client, "/api/v1/hotlists", hotlist | {"reason": "two\nlines", "entries": [entry]}, h)
     assert r.status_code == 201, r.text
+
+
+def test_agent_heartbeat_and_command_result_refuse_bad_characters(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """The agent's own wire fields: a NUL in a heartbeat's version or a command result is a 422 naming
+    the field, never a 500 from the database (PostgreSQL refuses NUL in text)."""
+    h = auth(tokens["agent"])
+    for bad in ("\x00", "\x07", "\ud800"):
+        hb = {"agent_id": "edge-bad-1", "version": "1.0" + bad, "capacity": 10, "zones": ["*"]}
+        r = post_json(client, "/api/v1/agents/heartbeat", hb, h)
+        assert r.status_code == 422 and "version" in r.text, r.text
+        res = {"ok": False, "error": "boom" + bad}
+        r = post_json(client, "/api/v1/agents/commands/1/result", res, h)
+        assert r.status_code == 422 and "error" in r.text, r.text
+        res = {"ok": True, "result": {"note": "x" + bad}}
+        r = post_json(client, "/api/v1/agents/commands/1/result", res, h)
+        assert r.status_code == 422 and "result" in r.text, r.text

@@ -8,14 +8,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tianwang.protocol.fields import Line, Text, check_json
 
 
 class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     agent_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
-    version: str = Field(max_length=50)
+    version: Line = Field(max_length=50)
     capacity: int = Field(ge=1, le=100_000, description="devices this agent can watch")
     zones: list[str] = Field(
         min_length=1, max_length=1000, description='area-code prefixes it reaches, or ["*"]'
@@ -23,7 +25,7 @@ class Heartbeat(BaseModel):
     # how long the API may hold the request open while nothing is pending (long poll)
     wait_s: float = Field(0, ge=0, le=60)
     # the config_version the agent already has: an unchanged assignment list is not sent again
-    config_version: str | None = Field(None, max_length=64)
+    config_version: Line | None = Field(None, max_length=64)
 
 
 class OnvifCredentials(BaseModel):
@@ -74,4 +76,10 @@ class CommandResult(BaseModel):
 
     ok: bool
     result: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = Field(None, max_length=1000)
+    error: Text | None = Field(None, max_length=1000)
+
+    @field_validator("result")
+    @classmethod
+    def _storable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json(v)  # stored as sent: no NUL, control character, NaN or infinity anywhere
+        return v
