@@ -25,7 +25,7 @@ from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.storage.models import Alarm, Hotlist, HotlistEntry, Role, utcnow
-from tianwang.trajectories import audit
+from tianwang.trajectories import alarm_sinks, audit
 
 Kind = Literal["plate", "imsi", "person"]
 CHUNK = 5000
@@ -269,6 +269,7 @@ def match(session: Session, kind: Kind, seen: Sequence[Seen]) -> list[Alarm]:
             )
     session.add_all(alarms)
     session.flush()
+    alarm_sinks.enqueue(session, alarms)  # the outbox rows of webhooks and MQTT, in this transaction
     return alarms
 
 
