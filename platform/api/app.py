@@ -37,7 +37,7 @@ from tianwang.api.routers import probe as probe_router
 from tianwang.config import Settings, get_settings
 from tianwang.context import AppContext
 from tianwang.storage import migrate
-from tianwang.wakeups import ALARMS, WakeHub
+from tianwang.wakeups import WakeHub
 from tianwang.web import console
 
 log = logging.getLogger("tianwang.api")
@@ -140,12 +140,7 @@ async def _deliver_forever(app: FastAPI, ctx: AppContext) -> None:
         if metrics is not None:
             metrics.alarm_deliveries.labels(str(sink.id), sink.kind, result).inc()
 
-    hub: WakeHub = app.state.wakeups
-    wake = hub.subscribe(ALARMS)
-    try:
-        await Deliverer(ctx, outcome).run(wake)
-    finally:
-        hub.unsubscribe(ALARMS, wake)
+    await Deliverer(ctx, outcome).run()
 
 
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:

@@ -231,11 +231,20 @@ class Deliverer:
         for sid in [s for s in self.links if s not in existing]:
             self.links.pop(sid).close()
 
-    async def run(self, wake: asyncio.Event | None = None) -> None:
-        """Deliver until cancelled: a full batch goes on at once; otherwise wait for a wake-up (an
-        alarm raised in this process) or the poll interval (other replicas' alarms, retries due)."""
+    async def run(self) -> None:
+        """Deliver until cancelled: a full batch goes on at once; otherwise wait for a commit that
+        wrote outbox rows in this process, or the poll interval (other replicas, retries due)."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def nudge() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: this worker is gone
+                loop.call_soon_threadsafe(wake.set)
+
+        alarm_sinks.add_listener(nudge)
         try:
             while True:
+                wake.clear()
                 try:
                     n = await self.once()
                 except Exception:
@@ -243,13 +252,10 @@ class Deliverer:
                     n = 0
                 if n >= self.settings.alarm_delivery_batch:
                     continue
-                if wake is None:
-                    await asyncio.sleep(self.settings.alarm_delivery_poll_s)
-                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.settings.alarm_delivery_poll_s)
-                wake.clear()
         finally:
+            alarm_sinks.remove_listener(nudge)
             await self.aclose()
 
     async def aclose(self) -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tianwang.auth.secrets_box import SecretBox
@@ -29,6 +29,30 @@ from tianwang.storage.models import Alarm, AlarmDelivery, AlarmSink, Hotlist, ut
 SinkKind = Literal["webhook", "mqtt"]
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 PENDING, DELIVERED = "pending", "delivered"
+_WRITTEN = "tianwang.alarm_outbox_written"
+# called (from the committing thread) after a transaction that wrote outbox rows commits: the
+# delivery workers of this process wake at once instead of at their next poll
+_listeners: set[Callable[[], None]] = set()
+
+
+def add_listener(fn: Callable[[], None]) -> None:
+    _listeners.add(fn)
+
+
+def remove_listener(fn: Callable[[], None]) -> None:
+    _listeners.discard(fn)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_WRITTEN, False):
+        for fn in list(_listeners):
+            fn()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
 
 
 class SinkIn(BaseModel):
@@ -198,6 +222,7 @@ def enqueue(session: Session, alarms: Sequence[Alarm]) -> int:
     ]
     if rows:
         session.execute(insert(AlarmDelivery), rows)
+        session.info[_WRITTEN] = True
     return len(rows)
 
 
