@@ -1,5 +1,5 @@
 """`GET /metrics` (Prometheus text format) for the API: request latency, ingest rates, device states,
-alarms and live alarm listeners.
+alarms, live alarm listeners, and alarm delivery (outbox depth, tries by sink and outcome).
 
 Each app has a registry of its own (tests build many apps in one process). Requests are measured by
 one ASGI middleware, labelled by route template (never by raw path, so ids do not explode the label
@@ -252,7 +252,8 @@ router = APIRouter(tags=["system"])
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: request latency, ingest rates, device states, alarms (admin, staff)",
+    summary="Prometheus metrics: request latency, ingest rates, device states, alarms, alarm delivery"
+    " (admin, staff)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
