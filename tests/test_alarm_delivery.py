@@ -35,7 +35,7 @@ from tianwang.api.app import create_app
 from tianwang.auth.tokens import create_token
 from tianwang.config import Settings
 from tianwang.context import AppContext
-from tianwang.storage.models import AlarmDelivery, AlarmSink, Hotlist
+from tianwang.storage.models import AlarmDelivery, AlarmSink, Hotlist, HotlistEntry, utcnow
 from tianwang.trajectories import alarm_sinks, records
 from tianwang.trajectories.alarm_delivery import Deliverer
 
@@ -158,7 +158,6 @@ def test_outbox_is_written_with_the_alarm(ctx: AppContext) -> None:
         )
         s.add_all([a, b])
         s.flush()
-        from tianwang.storage.models import HotlistEntry
 
         s.add_all(
             [
@@ -557,3 +556,68 @@ async def _gather_once(workers: list[Deliverer]) -> None:
     import asyncio
 
     await asyncio.gather(*(w.once() for w in workers))
+
+
+def test_a_lease_holds_until_it_runs_out(ctx: AppContext) -> None:
+    """A claimed row is not claimed again while leased; after the lease (its worker died) it is, and
+    the first worker's late failure then leaves the new claim alone. An unreadable secret fails the
+    sink's deliveries (retried later), not the round."""
+    seed(ctx)
+    t = base_time()
+    with ctx.db.session() as s:
+        h = Hotlist(
+            name="a",
+            reason="r",
+            case_no=CASE,
+            valid_from=t - dt.timedelta(hours=1),
+            valid_to=t + dt.timedelta(days=1),
+            priority=1,
+            created_by="x",
+            created_at=t,
+        )
+        s.add(h)
+        s.flush()
+
+        s.add(HotlistEntry(hotlist_id=h.id, kind="plate", value="粤B11111"))
+        other_key = Fernet(Fernet.generate_key())
+        s.add(
+            AlarmSink(
+                kind="webhook",
+                url="http://127.0.0.1:9/",
+                secret_enc=other_key.encrypt(b"x"),
+                created_by="x",
+                created_at=t,
+            )
+        )
+    with ctx.db.session() as s:
+        records.ingest_passes(s, [pass_item(f"ls-{i:06d}", "粤B11111", t, CP1) for i in range(3)])
+    now = utcnow() + dt.timedelta(seconds=1)
+    with ctx.db.session() as s:
+        first = alarm_sinks.claim(s, now=now, lease_s=30, limit=10)
+    assert len(first) == 3
+    with ctx.db.session() as s:
+        assert alarm_sinks.claim(s, now=now + dt.timedelta(seconds=29), lease_s=30, limit=10) == []
+    with ctx.db.session() as s:
+        second = alarm_sinks.claim(s, now=now + dt.timedelta(seconds=31), lease_s=30, limit=10)
+    assert sorted(j.delivery_id for j in second) == sorted(j.delivery_id for j in first)
+    assert {j.claim for j in second} != {j.claim for j in first}
+    with ctx.db.session() as s:  # the first worker comes back late: its outcome is not recorded
+        alarm_sinks.mark_failed(s, [(j, "late") for j in first], now=now, base_s=1, max_s=1)
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(AlarmDelivery)))
+        assert {r.claim for r in rows} == {second[0].claim} and {r.attempts for r in rows} == {0}
+
+    async def round_() -> int:
+        d = Deliverer(ctx)
+        try:
+            return await d.once()
+        finally:
+            await d.aclose()
+
+    with ctx.db.session() as s:  # the lease run out once more: the worker's round takes the rows
+        s.execute(AlarmDelivery.__table__.update().values(next_at=now - dt.timedelta(seconds=1)))
+    assert anyio.run(round_) == 3
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(AlarmDelivery)))
+        assert {r.attempts for r in rows} == {1} and {r.state for r in rows} == {"pending"}
+        assert all("cannot be decrypted" in (r.last_error or "") for r in rows)

@@ -186,6 +186,8 @@ class Deliverer:
     ) -> list[tuple[Job, str | None]]:
         if sink is None:  # deleted while its rows were claimed: they went with it
             return []
+        if sink.error is not None:
+            return [(j, sink.error) for j in jobs]
         try:
             if sink.kind == "webhook":
                 return await self._webhooks(sink, jobs, alarms)

@@ -74,6 +74,7 @@ class SinkConf:
     url: str
     topic: str | None
     secret: str | None
+    error: str | None = None  # why it cannot be used (its secret unreadable with the configured key)
 
 
 @dataclass(frozen=True)
@@ -193,17 +194,18 @@ def sink_dict(s: AlarmSink, pending: int = 0) -> dict[str, Any]:
 
 
 def sink_confs(session: Session, box: SecretBox) -> dict[int, SinkConf]:
-    """Every sink with its secret decrypted (ValueError: the configured key cannot read it)."""
-    return {
-        s.id: SinkConf(
-            id=s.id,
-            kind=s.kind,
-            url=s.url,
-            topic=s.topic,
-            secret=box.decrypt(s.secret_enc) if s.secret_enc else None,
-        )
-        for s in list_sinks(session)
-    }
+    """Every sink with its secret decrypted; a secret the configured key cannot read makes the sink's
+    deliveries fail (and be retried) rather than stop the others'."""
+    out: dict[int, SinkConf] = {}
+    for s in list_sinks(session):
+        secret, error = None, None
+        if s.secret_enc:
+            try:
+                secret = box.decrypt(s.secret_enc)
+            except ValueError as e:
+                error = str(e)
+        out[s.id] = SinkConf(id=s.id, kind=s.kind, url=s.url, topic=s.topic, secret=secret, error=error)
+    return out
 
 
 def enqueue(session: Session, alarms: Sequence[Alarm]) -> int:
