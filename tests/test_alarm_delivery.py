@@ -116,6 +116,7 @@ def test_alarm_sinks_api(client: TestClient, ctx: AppContext, tokens: dict[str, 
         ({"kind": "mqtt", "topic": "city", "url": "http://x.test"}, "url"),
         ({"kind": "webhook", "url": "https://x.test/", "hotlist_ids": [hid, 999_999]}, "hotlist_ids"),
         ({"kind": "smtp", "url": "https://x.test/"}, "kind"),
+        ({"kind": "webhook", "url": "https://x.test/", "hotlist_ids": [2**40]}, "hotlist_ids"),
     ]
     for payload, field in bad:
         r = client.post("/api/v1/alarm-sinks", json=payload, headers=adm)

@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -29,6 +29,7 @@ from tianwang.storage.models import Alarm, AlarmDelivery, AlarmSink, Hotlist, ut
 SinkKind = Literal["webhook", "mqtt"]
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 PENDING, DELIVERED = "pending", "delivered"
+HotlistId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 _WRITTEN = "tianwang.alarm_outbox_written"
 # called (from the committing thread) after a transaction that wrote outbox rows commits: the
 # delivery workers of this process wake at once instead of at their next poll
@@ -62,7 +63,7 @@ class SinkIn(BaseModel):
     url: str | None = Field(None, min_length=1, max_length=2000)
     topic: str | None = Field(None, min_length=1, max_length=200)
     secret: SecretStr | None = Field(None, min_length=1, max_length=500)
-    hotlist_ids: list[int] | None = Field(None, min_length=1, max_length=1000)
+    hotlist_ids: list[HotlistId] | None = Field(None, min_length=1, max_length=1000)
 
 
 @dataclass(frozen=True)
