@@ -5,6 +5,7 @@ then failing, a Mosquitto broker restarted mid-run and an API restarted mid-run.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -211,6 +212,7 @@ class WebhookReceiver:
     def __init__(self, port: int, secret: str) -> None:
         self.port, self.secret = port, secret
         self.failing = False
+        self.delay_s = 0.0  # > the API's timeout: a receiver that hangs
         self.delivered: collections.Counter[int] = collections.Counter()
         self.refused = 0
         self.bad: list[str] = []
@@ -223,6 +225,9 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if rx.delay_s:
+                    time.sleep(rx.delay_s)
+                    return  # the caller timed out: no answer
                 want = "sha256=" + hmac.new(rx.secret.encode(), body, hashlib.sha256).hexdigest()
                 alarm = json.loads(body)
                 with rx.lock:
@@ -338,19 +343,21 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 def _settings(tmp: Path, db_url: str, port: int, key: str, **kw: Any) -> Settings:
+    # the minute of outage and the backoff caps shortened, the shape kept
+    fast = {
+        "alarm_retry_base_s": 0.1,
+        "alarm_retry_max_s": 1.0,
+        "alarm_delivery_poll_s": 0.2,
+        "alarm_delivery_timeout_s": 2.0,
+        "alarm_delivery_lease_s": 5.0,
+    }
     return Settings(
         data_dir=tmp,
         database_url=db_url,
         object_store=f"dir:{tmp / 'objects'}",
         secret_key=key,
         public_url=f"http://127.0.0.1:{port}",
-        # the minute of outage and the backoff caps shortened, the shape kept
-        alarm_retry_base_s=0.1,
-        alarm_retry_max_s=1.0,
-        alarm_delivery_poll_s=0.2,
-        alarm_delivery_timeout_s=2.0,
-        alarm_delivery_lease_s=5.0,
-        **kw,
+        **{**fast, **kw},
     )
 
 
@@ -622,3 +629,85 @@ def test_a_lease_holds_until_it_runs_out(ctx: AppContext) -> None:
         rows = list(s.scalars(select(AlarmDelivery)))
         assert {r.attempts for r in rows} == {1} and {r.state for r in rows} == {"pending"}
         assert all("cannot be decrypted" in (r.last_error or "") for r in rows)
+
+
+def test_a_hanging_receiver_delays_only_its_own_alarms(tmp_path: Path, db_url: str) -> None:
+    """Each sink has its own delivery loop: while one receiver hangs past the timeout, another
+    sink's alarms still arrive at once (woken by the commit, not by the poll)."""
+    settings = _settings(
+        tmp_path,
+        db_url,
+        free_port(),
+        Fernet.generate_key().decode(),
+        alarm_delivery_timeout_s=4.0,
+        alarm_delivery_poll_s=5.0,
+    )
+    ctx = AppContext.build(settings)
+    fast, slow = WebhookReceiver(free_port(), SECRET), WebhookReceiver(free_port(), SECRET)
+    slow.delay_s = 6.0
+    fast.start()
+    slow.start()
+    seed(ctx)
+    t = base_time()
+    with ctx.db.session() as s:
+        h = Hotlist(
+            name="a",
+            reason="r",
+            case_no=CASE,
+            valid_from=t - dt.timedelta(hours=1),
+            valid_to=t + dt.timedelta(days=1),
+            priority=1,
+            created_by="x",
+            created_at=t,
+        )
+        s.add(h)
+        s.flush()
+        s.add(HotlistEntry(hotlist_id=h.id, kind="plate", value="粤B11111"))
+        for rx in (slow, fast):
+            s.add(
+                AlarmSink(
+                    kind="webhook",
+                    url=f"http://127.0.0.1:{rx.port}/",
+                    secret_enc=ctx.box.encrypt(SECRET),
+                    created_by="x",
+                    created_at=t,
+                )
+            )
+    count = 0
+
+    def ingest(n: int) -> None:
+        nonlocal count
+        with ctx.db.session() as s:
+            items = [pass_item(f"hg-{count + i:06d}", "粤B11111", t, CP1) for i in range(n)]
+            assert len(records.ingest_passes(s, items).alarms) == n
+        count += n
+
+    took: list[float] = []
+
+    async def main() -> None:
+        import asyncio
+
+        d = Deliverer(ctx)
+        task = asyncio.create_task(d.run())
+        try:
+            await asyncio.sleep(0.5)  # the sinks are read, their loops wait
+            for _ in range(2):  # the second batch comes while the slow receiver still hangs
+                t0 = time.monotonic()
+                await anyio.to_thread.run_sync(ingest, 3)
+                while len(fast.delivered) < count and time.monotonic() - t0 < 10:
+                    await asyncio.sleep(0.02)
+                took.append(time.monotonic() - t0)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    try:
+        anyio.run(main)
+        assert len(fast.delivered) == 6
+        assert not slow.delivered  # it never answered
+        assert max(took) < 1.5, took  # not held behind the 4 s timeouts of the other sink
+    finally:
+        fast.stop()
+        slow.stop()
+        ctx.close()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -549,7 +550,14 @@ class AlarmDelivery(Base):
 
     __table_args__ = (
         UniqueConstraint("alarm_id", "sink_id", name="uq_alarm_deliveries_alarm_sink"),
-        Index("ix_alarm_deliveries_due", "state", "next_at"),
+        # the undelivered rows only (delivered ones stay as a record): claims per sink, outbox depth
+        Index(
+            "ix_alarm_deliveries_due",
+            "sink_id",
+            "next_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
     )
 
 

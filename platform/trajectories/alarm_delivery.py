@@ -134,17 +134,24 @@ class Deliverer:
         # a lease shorter than one call would let a second worker send the same row meanwhile
         return max(self.settings.alarm_delivery_lease_s, 2 * self.settings.alarm_delivery_timeout_s + 1)
 
-    def _claim(self) -> tuple[list[Job], dict[int, SinkConf], dict[int, dict[str, Any]]]:
+    def _sinks(self) -> dict[int, SinkConf]:
+        with self.ctx.db.session() as s:
+            return alarm_sinks.sink_confs(s, self.ctx.box)
+
+    def _claim(self, sink_id: int) -> tuple[list[Job], dict[int, dict[str, Any]]]:
         with self.ctx.db.session() as s:
             jobs = alarm_sinks.claim(
-                s, now=utcnow(), lease_s=self.lease_s, limit=self.settings.alarm_delivery_batch
+                s,
+                now=utcnow(),
+                lease_s=self.lease_s,
+                limit=self.settings.alarm_delivery_batch,
+                sink_id=sink_id,
             )
             if not jobs:
-                return [], {}, {}
-            sinks = alarm_sinks.sink_confs(s, self.ctx.box)
+                return [], {}
             ids = sorted({j.alarm_id for j in jobs})
             alarms = {a.id: hotlists.alarm_dict(a) for a in s.scalars(select(Alarm).where(Alarm.id.in_(ids)))}
-            return jobs, sinks, alarms
+            return jobs, alarms
 
     def _record(self, delivered: list[Job], failed: list[tuple[Job, str]]) -> None:
         with self.ctx.db.session() as s:
@@ -158,41 +165,37 @@ class Deliverer:
                 max_s=self.settings.alarm_retry_max_s,
             )
 
-    async def once(self) -> int:
-        """One round: claim, send, record. Returns how many deliveries were tried."""
-        jobs, sinks, alarms = await run_in_threadpool(self._claim)
+    async def deliver(self, sink: SinkConf) -> int:
+        """One round for one sink: claim its due rows, send them, record each outcome. Returns how
+        many deliveries were tried."""
+        jobs, alarms = await run_in_threadpool(self._claim, sink.id)
         if not jobs:
             return 0
-        by_sink: dict[int, list[Job]] = {}
-        for j in jobs:
-            by_sink.setdefault(j.sink_id, []).append(j)
-        results = await asyncio.gather(
-            *(self._send(sinks.get(sid), js, alarms) for sid, js in by_sink.items())
-        )
-        delivered: list[Job] = []
-        failed: list[tuple[Job, str]] = []
-        for sid, outcome in zip(by_sink, results, strict=True):
-            for job, error in outcome:
-                (delivered.append(job) if error is None else failed.append((job, error)))
-                sink = sinks.get(sid)
-                if self.on_outcome is not None and sink is not None:
-                    self.on_outcome(sink, "delivered" if error is None else "failed")
+        outcome = await self._send(sink, jobs, alarms)
+        delivered = [j for j, error in outcome if error is None]
+        failed = [(j, error) for j, error in outcome if error is not None]
+        if self.on_outcome is not None:
+            for _, error in outcome:
+                self.on_outcome(sink, "delivered" if error is None else "failed")
         await run_in_threadpool(self._record, delivered, failed)
-        self._drop_links(set(sinks))
         return len(jobs)
 
+    async def once(self) -> int:
+        """One round over every sink (the sinks side by side)."""
+        sinks = await run_in_threadpool(self._sinks)
+        self._drop_links(set(sinks))
+        return sum(await asyncio.gather(*(self.deliver(s) for s in sinks.values())))
+
     async def _send(
-        self, sink: SinkConf | None, jobs: list[Job], alarms: dict[int, dict[str, Any]]
+        self, sink: SinkConf, jobs: list[Job], alarms: dict[int, dict[str, Any]]
     ) -> list[tuple[Job, str | None]]:
-        if sink is None:  # deleted while its rows were claimed: they went with it
-            return []
         if sink.error is not None:
             return [(j, sink.error) for j in jobs]
         try:
             if sink.kind == "webhook":
                 return await self._webhooks(sink, jobs, alarms)
             return await self._mqtt(sink, jobs, alarms)
-        except Exception as e:  # a bug or an odd receiver must not stop the other sinks' deliveries
+        except Exception as e:  # a bug or an odd receiver: retried like any failure
             log.exception("alarm sink %d: delivery failed", sink.id)
             return [(j, f"{type(e).__name__}: {e}") for j in jobs]
 
@@ -234,30 +237,63 @@ class Deliverer:
             self.links.pop(sid).close()
 
     async def run(self) -> None:
-        """Deliver until cancelled: a full batch goes on at once; otherwise wait for a commit that
-        wrote outbox rows in this process, or the poll interval (other replicas, retries due)."""
+        """Deliver until cancelled: one loop per sink, so a slow or dead receiver delays only its own
+        alarms. A loop goes on at once after a full batch; otherwise it waits for a commit that wrote
+        outbox rows in this process, or the poll interval (other replicas' alarms, retries due)."""
         loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
+        wakes: set[asyncio.Event] = set()
+        poll_s = self.settings.alarm_delivery_poll_s
 
         def nudge() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: this worker is gone
-                loop.call_soon_threadsafe(wake.set)
+            for ev in list(wakes):
+                with contextlib.suppress(RuntimeError):  # the loop is closed: this worker is gone
+                    loop.call_soon_threadsafe(ev.set)
 
+        async def sink_loop(sink: SinkConf) -> None:
+            wake = asyncio.Event()
+            wakes.add(wake)
+            try:
+                while True:
+                    wake.clear()
+                    try:
+                        n = await self.deliver(sink)
+                    except Exception:
+                        log.exception("alarm sink %d: delivery round failed; retrying next interval", sink.id)
+                        n = 0
+                    if n >= self.settings.alarm_delivery_batch:
+                        continue
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), poll_s)
+            finally:
+                wakes.discard(wake)
+
+        tasks: dict[int, asyncio.Task[None]] = {}
+        found = asyncio.Event()  # the sink list is read again at each wake-up too (a new sink)
+        wakes.add(found)
         alarm_sinks.add_listener(nudge)
         try:
             while True:
-                wake.clear()
+                found.clear()
                 try:
-                    n = await self.once()
-                except Exception:
-                    log.exception("alarm delivery round failed; retrying next interval")
-                    n = 0
-                if n >= self.settings.alarm_delivery_batch:
-                    continue
+                    sinks = await run_in_threadpool(self._sinks)
+                except Exception:  # the sink loops go on with what they have
+                    log.exception("alarm delivery: reading the sinks failed; retrying next interval")
+                else:
+                    for sid in [sid for sid in tasks if sid not in sinks]:
+                        tasks.pop(sid).cancel()
+                    self._drop_links(set(sinks))
+                    for sid, conf in sinks.items():
+                        if sid not in tasks or tasks[sid].done():
+                            tasks[sid] = asyncio.create_task(sink_loop(conf))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.settings.alarm_delivery_poll_s)
+                    await asyncio.wait_for(found.wait(), poll_s)
         finally:
             alarm_sinks.remove_listener(nudge)
+            for t in tasks.values():
+                t.cancel()
+            for t in tasks.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
             await self.aclose()
 
     async def aclose(self) -> None:

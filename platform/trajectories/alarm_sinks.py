@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from tianwang.auth.secrets_box import SecretBox
@@ -29,6 +29,8 @@ from tianwang.storage.models import Alarm, AlarmDelivery, AlarmSink, Hotlist, ut
 SinkKind = Literal["webhook", "mqtt"]
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 PENDING, DELIVERED = "pending", "delivered"
+# written as a literal, never bound: the planner then sees it implies the partial index's predicate
+IS_PENDING = AlarmDelivery.state == literal_column("'pending'")
 HotlistId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 _WRITTEN = "tianwang.alarm_outbox_written"
 # called (from the committing thread) after a transaction that wrote outbox rows commits: the
@@ -163,9 +165,7 @@ def delete_sink(session: Session, sink_id: int) -> None:
 def pending_by_sink(session: Session) -> dict[int, int]:
     """The outbox depth: undelivered rows per sink (the `state, next_at` index answers it)."""
     rows = session.execute(
-        select(AlarmDelivery.sink_id, func.count())
-        .where(AlarmDelivery.state == PENDING)
-        .group_by(AlarmDelivery.sink_id)
+        select(AlarmDelivery.sink_id, func.count()).where(IS_PENDING).group_by(AlarmDelivery.sink_id)
     ).all()
     return {int(k): int(n) for k, n in rows}
 
@@ -229,7 +229,9 @@ def enqueue(session: Session, alarms: Sequence[Alarm]) -> int:
     return len(rows)
 
 
-def claim(session: Session, *, now: dt.datetime, lease_s: float, limit: int) -> list[Job]:
+def claim(
+    session: Session, *, now: dt.datetime, lease_s: float, limit: int, sink_id: int | None = None
+) -> list[Job]:
     """Lease up to `limit` due deliveries to the caller, oldest due first; commit to make it hold.
 
     One UPDATE whose row set is re-checked as it writes: on PostgreSQL the rows are picked with
@@ -237,7 +239,9 @@ def claim(session: Session, *, now: dt.datetime, lease_s: float, limit: int) -> 
     write lock serialises claimers and the repeated `state`/`next_at` condition keeps a row that
     another claimer just leased out."""
     token = uuid.uuid4().hex
-    due = (AlarmDelivery.state == PENDING) & (AlarmDelivery.next_at <= now)
+    due = IS_PENDING & (AlarmDelivery.next_at <= now)
+    if sink_id is not None:
+        due = due & (AlarmDelivery.sink_id == sink_id)
     pick = (
         select(AlarmDelivery.id)
         .where(due)

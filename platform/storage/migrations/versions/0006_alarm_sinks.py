@@ -52,7 +52,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("alarm_id", "sink_id", name="uq_alarm_deliveries_alarm_sink"),
     )
     op.create_index("ix_alarm_deliveries_sink_id", "alarm_deliveries", ["sink_id"])
-    op.create_index("ix_alarm_deliveries_due", "alarm_deliveries", ["state", "next_at"])
+    pending = sa.text("state = 'pending'")
+    op.create_index(
+        "ix_alarm_deliveries_due",
+        "alarm_deliveries",
+        ["sink_id", "next_at"],
+        postgresql_where=pending,
+        sqlite_where=pending,
+    )
 
 
 def downgrade() -> None:
