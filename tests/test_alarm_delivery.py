@@ -440,6 +440,17 @@ def test_every_alarm_arrives_through_outages(tmp_path: Path, db_url: str, broker
             ingest(c, 30)
             time.sleep(1.0)
             broker.start()
+
+            def refused_retries() -> bool:
+                with ctx.db.session() as s:
+                    rows = s.execute(
+                        select(AlarmDelivery.attempts, AlarmDelivery.last_error).where(
+                            AlarmDelivery.sink_id == hook.json()["id"]
+                        )
+                    ).all()
+                return bool(rows) and all(n >= 2 and "Connect" in (e or "") for n, e in rows)
+
+            _wait(refused_retries, 15, "retries of every webhook delivery against the refused port")
             # 3. the receiver answers, but 500 (not delivered: retried)
             rx.failing = True
             rx.start()
