@@ -451,6 +451,8 @@ def test_every_alarm_arrives_through_outages(tmp_path: Path, db_url: str, broker
                 return bool(rows) and all(n >= 2 and "Connect" in (e or "") for n, e in rows)
 
             _wait(refused_retries, 15, "retries of every webhook delivery against the refused port")
+            listed = c.get("/api/v1/alarm-sinks", headers=auth(tok["staff"])).json()["items"]
+            assert listed[0]["pending"] == 20 and "Connect" in listed[0]["last_error"]
             # 3. the receiver answers, but 500 (not delivered: retried)
             rx.failing = True
             rx.start()
@@ -489,7 +491,7 @@ def test_every_alarm_arrives_through_outages(tmp_path: Path, db_url: str, broker
             assert sum(rx.delivered.values()) >= len(for_hook) and sum(sub.delivered.values()) >= len(every)
 
             sinks = c.get("/api/v1/alarm-sinks", headers=auth(tok["staff"])).json()["items"]
-            assert [x["pending"] for x in sinks] == [0, 0]
+            assert [(x["pending"], x["last_error"]) for x in sinks] == [(0, None), (0, None)]
             metrics = _samples(c.get("/metrics", headers=auth(tok["staff"])).text)
             hook_id = str(hook.json()["id"])
             assert metrics[("tianwang_alarm_outbox_depth", (("kind", "webhook"), ("sink", hook_id)))] == 0

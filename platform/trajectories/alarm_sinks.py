@@ -170,6 +170,21 @@ def pending_by_sink(session: Session) -> dict[int, int]:
     return {int(k): int(n) for k, n in rows}
 
 
+def last_errors(session: Session, sink_ids: Sequence[int]) -> dict[int, str]:
+    """Per sink, why its latest failed try of a still undelivered alarm failed (none: all is well)."""
+    out: dict[int, str] = {}
+    for sid in sink_ids:
+        err = session.scalar(
+            select(AlarmDelivery.last_error)
+            .where(IS_PENDING, AlarmDelivery.sink_id == sid, AlarmDelivery.last_error.is_not(None))
+            .order_by(AlarmDelivery.next_at.desc())
+            .limit(1)
+        )
+        if err:
+            out[sid] = err
+    return out
+
+
 def _shown_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -179,7 +194,7 @@ def _shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def sink_dict(s: AlarmSink, pending: int = 0) -> dict[str, Any]:
+def sink_dict(s: AlarmSink, pending: int = 0, last_error: str | None = None) -> dict[str, Any]:
     """A sink as the API shows it: the secret never, only whether one is set."""
     return {
         "id": s.id,
@@ -191,6 +206,7 @@ def sink_dict(s: AlarmSink, pending: int = 0) -> dict[str, Any]:
         "created_by": s.created_by,
         "created_at": s.created_at.isoformat(),
         "pending": pending,
+        "last_error": last_error,
     }
 
 

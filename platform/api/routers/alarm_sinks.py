@@ -39,9 +39,12 @@ def create_sink(body: alarm_sinks.SinkIn, db: DB, ctx: Ctx, who: Admin) -> dict[
 
 @router.get("")
 def list_sinks(db: DB, _who: Staff) -> dict[str, Any]:
-    """Every sink with `pending`, its undelivered alarms (the outbox depth)."""
+    """Every sink with `pending`, its undelivered alarms (the outbox depth), and `last_error`, why the
+    latest try of one of them failed."""
+    sinks = alarm_sinks.list_sinks(db)
     pending = alarm_sinks.pending_by_sink(db)
-    return {"items": [alarm_sinks.sink_dict(s, pending.get(s.id, 0)) for s in alarm_sinks.list_sinks(db)]}
+    errors = alarm_sinks.last_errors(db, [s.id for s in sinks if pending.get(s.id)])
+    return {"items": [alarm_sinks.sink_dict(s, pending.get(s.id, 0), errors.get(s.id)) for s in sinks]}
 
 
 @router.delete("/{sink_id}", status_code=204)
