@@ -84,8 +84,8 @@ class MqttLink:
     async def publish(self, messages: Sequence[tuple[str, bytes]], timeout_s: float) -> list[str | None]:
         """Publish each at QoS 1; per message None when its PUBACK came, else why not."""
         deadline = time.monotonic() + timeout_s
-        # a link just opened gets the timeout to connect; one that lost its broker fails at once, so
-        # the other sinks of the round do not wait on it
+        # a link just opened gets the timeout to connect; one that lost its broker fails at once (the
+        # alarms are due again after the backoff, by when paho may have reconnected)
         while not self.client.is_connected() and time.monotonic() < min(deadline, self.opened + timeout_s):
             await asyncio.sleep(0.02)
         if not self.client.is_connected():
