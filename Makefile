@@ -22,13 +22,14 @@ $(VENDOR): $(WEB)/package.json $(WEB)/package-lock.json
 
 # Debian packages the tests drive, installed here when missing (root, or sudo without a password):
 # Chromium for the browser tests, with a CJK font so Chinese labels render in the screenshots, and
-# libfaketime, which moves the machine's calendar for the tests that prove the suite date-free
+# libfaketime, which moves the machine's calendar for the tests that prove the suite date-free;
+# Mosquitto, the MQTT broker the alarm delivery test starts and restarts itself
 system-packages:
 	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi 'wenquanyi' \
-	   && command -v faketime >/dev/null; } || { \
+	   && command -v faketime >/dev/null && { command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    --no-install-recommends chromium fonts-wqy-microhei fontconfig faketime libfaketime; }
+	    --no-install-recommends chromium fonts-wqy-microhei fontconfig faketime libfaketime mosquitto; }
 
 install: $(STAMP) $(VENDOR)
 

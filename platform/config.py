@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
     # a new hotlist is matched against the passes of this many past days unless it names retro_days
     hotlist_retro_days: int = Field(7, ge=0, le=92)
+    # alarm delivery to webhooks and MQTT (the outbox): how often it is read when nothing wakes it,
+    # the timeout of one call, the retry backoff (doubling from base to max, with jitter), how long
+    # a claimed delivery is leased to one worker, and how many are claimed at once
+    alarm_delivery: bool = True
+    alarm_delivery_poll_s: float = Field(1.0, gt=0, le=60)
+    alarm_delivery_timeout_s: float = Field(5.0, gt=0, le=120)
+    alarm_retry_base_s: float = Field(1.0, gt=0, le=3600)
+    alarm_retry_max_s: float = Field(300.0, gt=0, le=86400)
+    alarm_delivery_lease_s: float = Field(60.0, ge=1, le=3600)
+    alarm_delivery_batch: int = Field(200, ge=1, le=10_000)
     import_max_bytes: int = 50 * 1024 * 1024
     # any other request body (ingest batches, registry writes); imports and object uploads have their own
     # the console's map: a tile URL template of the police GIS ({z}/{x}/{y}); empty: no tiles are fetched

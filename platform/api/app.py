@@ -8,12 +8,14 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from tianwang.api import problems
 from tianwang.api.routers import (
     agents,
+    alarm_sinks,
     analysis,
     analysis_places,
     camera_bulk,
@@ -130,6 +132,19 @@ async def _maintain_forever(ctx: AppContext) -> None:
         await _maintain_once(ctx)
 
 
+async def _deliver_forever(app: FastAPI, ctx: AppContext) -> None:
+    """Send the alarm outbox to webhooks and MQTT (every worker and replica may: rows are leased)."""
+    from tianwang.trajectories.alarm_delivery import Deliverer
+
+    metrics = getattr(app.state, "metrics", None)
+
+    def outcome(sink: Any, result: str) -> None:
+        if metrics is not None:
+            metrics.alarm_deliveries.labels(str(sink.id), sink.kind, result).inc()
+
+    await Deliverer(ctx, outcome).run()
+
+
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or get_settings()
     redact_access_log()
@@ -150,10 +165,13 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         warn_unbounded_agent_tokens(c)
         sweeper = asyncio.create_task(_sweep_forever(c))
         maintainer = asyncio.create_task(_maintain_forever(c))
+        tasks = [sweeper, maintainer]
+        if c.settings.alarm_delivery:
+            tasks.append(asyncio.create_task(_deliver_forever(app, c)))
         try:
             yield
         finally:
-            for task in (sweeper, maintainer):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -208,6 +226,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(analysis.router)
     app.include_router(analysis_places.router)
     app.include_router(hotlists.router)
+    app.include_router(alarm_sinks.router)
     app.include_router(coverage.router)
     console.mount(app, settings)
     return app

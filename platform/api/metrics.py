@@ -1,5 +1,5 @@
 """`GET /metrics` (Prometheus text format) for the API: request latency, ingest rates, device states,
-alarms and live alarm listeners.
+alarms, live alarm listeners, and alarm delivery (outbox depth, tries by sink and outcome).
 
 Each app has a registry of its own (tests build many apps in one process). Requests are measured by
 one ASGI middleware, labelled by route template (never by raw path, so ids do not explode the label
@@ -29,7 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tianwang import wakeups
 from tianwang.api.deps import require
 from tianwang.auth.tokens import Principal
-from tianwang.storage.models import Alarm, Camera, Checkpoint, Role
+from tianwang.storage.models import Alarm, AlarmSink, Camera, Checkpoint, Role
+from tianwang.trajectories import alarm_sinks
 
 log = logging.getLogger("tianwang.api.metrics")
 
@@ -90,6 +91,13 @@ class ApiMetrics:
             "agent reports refused because the device is outside the sending token's zones, by kind"
             " (health, snapshots, presign, result)",
             ["kind"],
+            registry=r,
+        )
+        self.alarm_deliveries = Counter(
+            "tianwang_alarm_deliveries",
+            "alarm deliveries tried by this process, by sink, sink kind and outcome (delivered, failed:"
+            " due again after a backoff)",
+            ["sink", "kind", "outcome"],
             registry=r,
         )
         for kind in ("health", "snapshots", "presign", "result"):
@@ -160,6 +168,8 @@ class _StateCollector(Collector):
                     s.execute(select(Checkpoint.status, func.count()).group_by(Checkpoint.status)).all()
                 )
                 alarms = dict(s.execute(select(Alarm.kind, func.count()).group_by(Alarm.kind)).all())
+                sinks = list(s.execute(select(AlarmSink.id, AlarmSink.kind)).all())
+                pending = alarm_sinks.pending_by_sink(s)
         except Exception:  # a scrape must answer even while the database does not
             log.exception("metrics: reading device states failed")
             return
@@ -176,6 +186,14 @@ class _StateCollector(Collector):
         for kind in sorted(set(ALARM_KINDS) | {str(k) for k in alarms}):
             total.add_metric([kind], int(alarms.get(kind, 0)))
         yield total
+        depth = GaugeMetricFamily(
+            "tianwang_alarm_outbox_depth",
+            "alarm deliveries not yet delivered (all replicas), by sink and sink kind",
+            labels=["sink", "kind"],
+        )
+        for sid, kind in sinks:
+            depth.add_metric([str(sid), str(kind)], pending.get(int(sid), 0))
+        yield depth
 
 
 class MetricsMiddleware:
@@ -234,7 +252,8 @@ router = APIRouter(tags=["system"])
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: request latency, ingest rates, device states, alarms (admin, staff)",
+    summary="Prometheus metrics: request latency, ingest rates, device states, alarms, alarm delivery"
+    " (admin, staff)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )

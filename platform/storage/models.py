@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -533,6 +534,56 @@ class Alarm(Base):
     ack_note: Mapped[str | None] = mapped_column(String(1000), default=None)
     ack_by: Mapped[str | None] = mapped_column(String(100), default=None)
     ack_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class AlarmSink(Base):
+    """Where alarms go beyond the console (告警推送): a signed webhook, or an MQTT broker and topic
+    prefix. The secret (webhook HMAC key, or the broker password) is encrypted at rest."""
+
+    __tablename__ = "alarm_sinks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # webhook | mqtt
+    url: Mapped[str] = mapped_column(String(2000))  # webhook URL, or the broker (mqtt://host:port)
+    topic: Mapped[str | None] = mapped_column(String(200), default=None)  # mqtt: the topic prefix
+    secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    hotlist_ids: Mapped[list[Any] | None] = mapped_column(default=None)  # None: every hotlist
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AlarmDelivery(Base):
+    """The durable outbox of alarm delivery: one row per alarm and sink, written in the alarm's own
+    transaction. `next_at` is when it may be tried next; a claimed row's `next_at` is its lease."""
+
+    __tablename__ = "alarm_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("alarms.id", ondelete="CASCADE")
+    )
+    sink_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("alarm_sinks.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | delivered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claim: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("alarm_id", "sink_id", name="uq_alarm_deliveries_alarm_sink"),
+        # the undelivered rows only (delivered ones stay as a record): claims per sink, outbox depth
+        Index(
+            "ix_alarm_deliveries_due",
+            "sink_id",
+            "next_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
 
 
 class AuditEntry(Base):

@@ -37,7 +37,7 @@ from tianwang.checkpoints import codes, plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.fields import Instant, Line, Text
 from tianwang.storage.models import Alarm, Camera, Checkpoint, Hotlist, HotlistEntry, Pass, Role, utcnow
-from tianwang.trajectories import audit, search
+from tianwang.trajectories import alarm_sinks, audit, search
 from tianwang.validation import OptCode, check_display_text
 
 # text people read: no control characters (Line / Text) and nothing invisible (check_display_text)
@@ -431,6 +431,7 @@ def match(session: Session, kind: Kind, seen: Sequence[Seen]) -> list[Alarm]:
     ]
     session.add_all(alarms)
     session.flush()
+    alarm_sinks.enqueue(session, alarms)  # the outbox rows of webhooks and MQTT, in this transaction
     return alarms
 
 
@@ -547,6 +548,7 @@ def match_past(session: Session, h: Hotlist, days: int, now: dt.datetime) -> lis
                 alarms.append(new_alarm("plate", seen, e, h, now, retro=True))
     session.add_all(alarms)
     session.flush()
+    alarm_sinks.enqueue(session, alarms)  # past alarms reach webhooks and MQTT like live ones
     return alarms
 
 
