@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tianwang.cameras.stream import stream_reason
 from tianwang.errors import NotFound
 from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
 from tianwang.record_time import ts_problem
@@ -50,6 +51,7 @@ def derive_status(
     last_error: str | None,
     verdict: str | None,
     faults: list[str] | None,
+    stream: str | None = None,
 ) -> Verdict:
     """The status the evidence supports (pure, so it is tested without a database)."""
     if last_checked is None:
@@ -72,6 +74,8 @@ def derive_status(
         return Verdict("fault", "answers but refuses the registered credentials")
     if verdict == "fault":
         return Verdict("fault", f"picture fails diagnosis: {', '.join(faults or []) or 'unspecified'}")
+    if stream is not None:  # the `stream` fault: the latest stream check's reason (cameras.stream)
+        return Verdict("fault", stream)
     return Verdict("online", f"answered at {_iso(last_checked)}")
 
 
@@ -92,6 +96,7 @@ def refresh(dev: Device, now: dt.datetime, allowed_misses: int) -> None:
     interval = dev.health_interval_s if isinstance(dev, Camera) else 60
     verdict = dev.last_verdict if isinstance(dev, Camera) else None
     faults = dev.last_faults if isinstance(dev, Camera) else None
+    stream = stream_reason(dev.last_stream_faults, dev.last_stream_error) if isinstance(dev, Camera) else None
     v = derive_status(
         now=now,
         interval_s=interval,
@@ -103,6 +108,7 @@ def refresh(dev: Device, now: dt.datetime, allowed_misses: int) -> None:
         last_error=dev.last_error,
         verdict=verdict,
         faults=faults,
+        stream=stream,
     )
     _apply(dev, v, now)
 

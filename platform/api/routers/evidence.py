@@ -13,7 +13,7 @@ from tianwang import clock
 from tianwang.api.deps import DB, HUMANS, Ctx, require
 from tianwang.cameras import service
 from tianwang.errors import ValidationFailed
-from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Role, Snapshot
+from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Role, Snapshot, StreamCheck
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -63,6 +63,45 @@ def camera_health(
         .limit(limit)
     )
     return [HealthOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+class StreamCheckOut(BaseModel):
+    ts: dt.datetime
+    ok: bool
+    faults: list[str]
+    codec: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    bitrate_kbps: float | None
+    declared: dict[str, Any] | None
+    measured: dict[str, Any] | None
+    error: str | None
+    agent: str | None
+
+
+@router.get(
+    "/cameras/{device_id}/streams",
+    response_model=list[StreamCheckOut],
+    dependencies=[Depends(require(*HUMANS))],
+)
+def camera_streams(
+    device_id: str,
+    db: DB,
+    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    to: dt.datetime | None = None,
+    limit: Limit = 1000,
+) -> list[StreamCheckOut]:
+    """The stored stream checks (码流检测): measured against the profile the camera declared."""
+    service.get_row(db, device_id)
+    f, t = _window(frm, to)
+    rows = db.scalars(
+        select(StreamCheck)
+        .where(StreamCheck.device_id == device_id, StreamCheck.ts >= f, StreamCheck.ts <= t)
+        .order_by(StreamCheck.ts.desc())
+        .limit(limit)
+    )
+    return [StreamCheckOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 class SnapshotOut(BaseModel):
@@ -120,6 +159,8 @@ class FaultOut(BaseModel):
     last_seen: dt.datetime | None
     last_checked: dt.datetime | None
     last_snapshot_key: str | None
+    # the latest stream check's faults ([] passed, None never checked): the `stream` fault's evidence
+    stream_faults: list[str] | None = None
 
 
 @router.get("/faults", response_model=list[FaultOut], dependencies=[Depends(require(Role.staff))])
@@ -147,6 +188,7 @@ def faults(
                 last_seen=c.last_seen,
                 last_checked=c.last_checked,
                 last_snapshot_key=c.last_snapshot_key,
+                stream_faults=c.last_stream_faults,
             )
         )
     cps = select(Checkpoint).where(Checkpoint.status.in_(("offline", "fault")))
