@@ -193,6 +193,7 @@ def _measure(container: Any, stats: StreamStats, cfg: StreamCheckConfig) -> None
     first_pts: int | None = None
     last_pts: int | None = None
     key_at: list[int] = []
+    timed = 0  # packets with a timestamp: the frame rate counts these over their span
     decoded = 0
     previous: np.ndarray | None = None
     means: list[float] = []
@@ -202,14 +203,16 @@ def _measure(container: Any, stats: StreamStats, cfg: StreamCheckConfig) -> None
     wall_cap = cfg.duration_s + cfg.open_timeout_s + cfg.read_timeout_s
     try:
         for pkt in container.demux(st):
-            if pkt.size == 0 or pkt.pts is None:
+            if pkt.size == 0:
                 continue
             stats.frames += 1
             stats.bytes += pkt.size
             if pkt.is_keyframe:
                 key_at.append(stats.frames)
-            first_pts = pkt.pts if first_pts is None else first_pts
-            last_pts = pkt.pts if last_pts is None else max(last_pts, pkt.pts)
+            if pkt.pts is not None:  # RTSP's first packet may have none: decoded, not timed
+                timed += 1
+                first_pts = pkt.pts if first_pts is None else first_pts
+                last_pts = pkt.pts if last_pts is None else max(last_pts, pkt.pts)
             try:
                 for frame in pkt.decode():
                     decoded += 1
@@ -226,7 +229,11 @@ def _measure(container: Any, stats: StreamStats, cfg: StreamCheckConfig) -> None
                             previous = y
             except av.error.InvalidDataError:
                 stats.decode_errors += 1  # counted again from the log below; at least one
-            if (last_pts - first_pts) * tb >= cfg.duration_s:
+            if (
+                first_pts is not None
+                and last_pts is not None
+                and (last_pts - first_pts) * tb >= cfg.duration_s
+            ):
                 break
             if stats.frames >= cfg.max_frames:
                 stats.capped = "frames"
@@ -246,8 +253,8 @@ def _measure(container: Any, stats: StreamStats, cfg: StreamCheckConfig) -> None
         stats.error = _short(e)
     span = ((last_pts - first_pts) * tb) if first_pts is not None and last_pts is not None else 0.0
     stats.seconds = round(span, 3)
-    if span > 0 and stats.frames > 1:
-        stats.fps = round((stats.frames - 1) / span, 2)
+    if span > 0 and timed > 1:
+        stats.fps = round((timed - 1) / span, 2)
         stats.bitrate_kbps = round(stats.bytes * 8 / span / 1000, 1)
     stats.keyframes = len(key_at)
     if len(key_at) >= 2:
