@@ -183,3 +183,42 @@ def test_the_judgement_is_pure_and_compares_with_the_declared_profile() -> None:
     declared = sc.DeclaredProfile("H264", 1280, 720, 25.0, 4096)
     assert sc.judge(stats, declared, sc.StreamCheckConfig()) == ["codec", "bitrate"]
     assert sc.judge(stats, None, sc.StreamCheckConfig()) == []  # nothing declared, nothing to compare
+
+
+def test_a_server_that_accepts_and_never_answers_is_no_stream_within_the_open_timeout() -> None:
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        config = sc.StreamCheckConfig(duration_s=2.0, open_timeout_s=1.5, read_timeout_s=1.5)
+        t0 = time.monotonic()
+        r = sc.check_stream(sc.StreamTarget(f"rtsp://127.0.0.1:{port}/main", config=config))
+        took = time.monotonic() - t0
+    assert r["faults"] == ["no_stream"] and r["ok"] is False, r
+    assert took < 5.0, took
+
+
+def test_reads_are_capped_whatever_the_stream_sends(site: Any) -> None:
+    _, devices = site
+    dev = devices["clean"]
+    config = sc.StreamCheckConfig(duration_s=30.0, max_frames=20)
+    r = sc.check_stream(sc.StreamTarget(dev.rtsp_url, declared=_declared(dev), config=config))
+    m = r["measured"]
+    assert m["capped"] == "frames" and m["frames"] == 20 and m["seconds"] < 1.5, m
+    config = sc.StreamCheckConfig(duration_s=30.0, max_bytes=20_000)
+    m = sc.check_stream(sc.StreamTarget(dev.rtsp_url, config=config))["measured"]
+    assert m["capped"] == "bytes" and 20_000 <= m["bytes"] < 200_000, m
+
+
+def test_stream_fault_parameters_are_checked() -> None:
+    from simulator import faults as flt
+
+    defaults = {"low_fps": 5.0, "broken_packets": 0.001}
+    assert flt.normalise({"low_fps": True, "broken_packets": True}) == defaults
+    for bad in ({"broken_packets": 2}, {"low_fps": 0}, {"stream_stops": 0.01}, {"no_stream": 3}):
+        with pytest.raises(flt.FaultSpecError):
+            flt.normalise(bad)
+    assert launch_for(StreamProfile(320, 180, 25, 512, 25), {"no_stream": True}) is None
