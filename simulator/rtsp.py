@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,7 @@ class RtspServer:
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
         self._mounts: dict[str, str] = {}
+        self._lines: queue.Queue[str] = queue.Queue()
 
     @property
     def base_url(self) -> str:
@@ -123,6 +125,9 @@ class RtspServer:
         except OSError as e:
             raise RtspUnavailable(f"cannot run {self._python}: {e}") from e
         self._proc = proc
+        self._lines = queue.Queue()
+        # one reader for the process's whole life: a command that timed out cannot shift the answers
+        threading.Thread(target=self._read_stdout, args=(proc, self._lines), daemon=True).start()
         first = self._readline(START_TIMEOUT_S)
         try:
             port = int(json.loads(first)["port"])
@@ -145,19 +150,24 @@ class RtspServer:
             for _ in proc.stderr:
                 pass
 
+    @staticmethod
+    def _read_stdout(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+        if proc.stdout is not None:
+            for line in proc.stdout:
+                lines.put(line)
+
     def _readline(self, timeout_s: float) -> str:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
-        out: list[str] = []
-        reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(timeout_s)
-        return out[0] if out else ""
+        try:
+            return self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            return ""
 
     def _command(self, cmd: dict[str, str]) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.poll() is not None:
             raise RtspUnavailable("the RTSP server process is not running")
+        while not self._lines.empty():  # a late answer to a command that timed out
+            self._lines.get_nowait()
         proc.stdin.write(json.dumps(cmd) + "\n")
         proc.stdin.flush()
         line = self._readline(COMMAND_TIMEOUT_S)
