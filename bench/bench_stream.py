@@ -69,10 +69,11 @@ def main(argv: list[str]) -> int:
     config = sc.StreamCheckConfig(duration_s=seconds)
     concurrency = min(n, 4)
     with SimulatorThread(specs=specs, rtsp=True) as sim:
-        urls = [d.rtsp_url for d in sim.devices]
+        # credentials in the URL: the bare loop and the check ask the same server the same way
+        urls = [d.rtsp_url.replace("rtsp://", f"rtsp://{d.username}:{d.password}@") for d in sim.devices]
         declared = {
-            d.rtsp_url: sc.DeclaredProfile("H264", width, height, float(d.spec.fps), d.spec.bitrate_kbps)
-            for d in sim.devices
+            url: sc.DeclaredProfile("H264", width, height, float(d.spec.fps), d.spec.bitrate_kbps)
+            for url, d in zip(urls, sim.devices, strict=True)
         }
         print(f"{n} streams of {width}x{height} at 25 fps, {seconds:g} s read each, {concurrency} at once")
 

@@ -148,7 +148,8 @@ class VirtualDevice:
             return
         for name, profile in self.stream_profiles().items():
             launch = None if not self.online else launch_for(profile, self.faults)
-            self.rtsp.set_mount(f"/{self.device_id}/{name}", launch)
+            # the device's own password: under wrong_password the registered one is refused (401)
+            self.rtsp.set_mount(f"/{self.device_id}/{name}", launch, self.username, self.device_password)
 
     @property
     def lan_address(self) -> tuple[str, int] | None:
@@ -495,7 +496,7 @@ class Simulator:
             raise ValueError("device ids must be unique")
         self._control_port_wanted = control_port
         # with `rtsp`, one GStreamer RTSP server process serves every device's streams (simulator.rtsp)
-        self.rtsp: RtspServer | None = RtspServer(host) if rtsp else None
+        self.rtsp: RtspServer | None = RtspServer(host, auth=True) if rtsp else None
         self._discovery_port_wanted = discovery_port
         self.control_port: int | None = None
         self.discovery: DiscoveryResponder | None = None

@@ -96,14 +96,18 @@ def system_python() -> str:
 class RtspServer:
     """One GStreamer RTSP server process serving every device's mounts. Thread-safe, blocking calls."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, python: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, python: str | None = None, auth: bool = False
+    ) -> None:
+        """`auth`: every mount asks for RTSP Basic credentials (those given to `set_mount`)."""
         self.host = host
+        self.auth = auth
         self.port: int | None = None
         self._want_port = port
         self._python = python or system_python()
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
-        self._mounts: dict[str, str] = {}
+        self._mounts: dict[str, tuple[str, str, str]] = {}
         self._lines: queue.Queue[str] = queue.Queue()
 
     @property
@@ -115,7 +119,13 @@ class RtspServer:
     def start(self) -> None:
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own script, arguments we made
-                [self._python, str(SERVER_SCRIPT), self.host, str(self._want_port)],
+                [
+                    self._python,
+                    str(SERVER_SCRIPT),
+                    self.host,
+                    str(self._want_port),
+                    "auth" if self.auth else "open",
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -176,17 +186,19 @@ class RtspServer:
             what = f"{cmd.get('op')} {cmd.get('path')}"
             raise RtspUnavailable(f"RTSP server refused {what}: {answer.get('error')}")
 
-    def set_mount(self, path: str, launch: str | None) -> None:
-        """Serve `launch` at `path` (None: no stream there, RTSP 404). Unchanged mounts are left alone."""
+    def set_mount(self, path: str, launch: str | None, user: str = "", password: str = "") -> None:
+        """Serve `launch` at `path` (None: no stream there, RTSP 404), behind `user`/`password` when
+        the server asks for credentials. Unchanged mounts are left alone."""
         with self._lock:
             if launch is None:
                 if self._mounts.pop(path, None) is not None:
                     self._command({"op": "remove", "path": path})
                 return
-            if self._mounts.get(path) == launch:
+            wanted = (launch, user, password)
+            if self._mounts.get(path) == wanted:
                 return
-            self._command({"op": "set", "path": path, "launch": launch})
-            self._mounts[path] = launch
+            self._command({"op": "set", "path": path, "launch": launch, "user": user, "password": password})
+            self._mounts[path] = wanted
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

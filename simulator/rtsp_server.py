@@ -4,8 +4,13 @@ Runs under the SYSTEM python3 (Debian's `python3-gi` and `gir1.2-gst-rtsp-server
 project's interpreter, and imports nothing of the project: `simulator.rtsp` spawns it. It prints
 `{"port": N}` once it listens, then reads one JSON command a line and answers each with one line:
 
-    {"op": "set", "path": "/ID/main", "launch": "( videotestsrc ... ! rtph264pay name=pay0 )"}
+    {"op": "set", "path": "/ID/main", "launch": "( videotestsrc ... ! rtph264pay name=pay0 )",
+     "user": "admin", "password": "..."}
     {"op": "remove", "path": "/ID/main"}
+
+Started with `auth` as its third argument, every mount needs RTSP Basic authentication with the
+user and password given for it (as a camera does; a client without them gets 401 and retries
+with its credentials); without it, mounts are open and credentials are ignored.
 
 A mount is built on demand for each client (not shared), so a stream that stops after N seconds
 stops N seconds after that client's PLAY, and a changed fault applies to the next client. The
@@ -14,6 +19,7 @@ process ends when its stdin closes, so it never outlives the simulator that star
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -29,7 +35,12 @@ def main() -> int:
     Gst.init(None)
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     port = sys.argv[2] if len(sys.argv) > 2 else "0"
+    use_auth = len(sys.argv) > 3 and sys.argv[3] == "auth"
     server = GstRtspServer.RTSPServer()
+    auth = GstRtspServer.RTSPAuth()
+    if use_auth:
+        server.set_auth(auth)  # no default token: anonymous clients are asked for credentials (401)
+    known: set[str] = set()
     server.set_address(host)
     server.set_service(port)
     mounts = server.get_mount_points()
@@ -47,6 +58,20 @@ def main() -> int:
                 factory.set_launch(str(cmd["launch"]))
                 factory.set_shared(False)
                 factory.set_eos_shutdown(True)
+                if use_auth:
+                    # a role per credential pair: every mount given the same pair lets it in
+                    basic = GstRtspServer.RTSPAuth.make_basic(str(cmd["user"]), str(cmd["password"]))
+                    role = "r" + hashlib.sha256(basic.encode()).hexdigest()[:16]
+                    if basic not in known:
+                        token = GstRtspServer.RTSPToken()
+                        token.set_string("media.factory.role", role)
+                        auth.add_basic(basic, token)
+                        known.add(basic)
+                    perms = GstRtspServer.RTSPPermissions()
+                    perms.add_role(role)
+                    perms.add_permission_for_role(role, "media.factory.access", True)
+                    perms.add_permission_for_role(role, "media.factory.construct", True)
+                    factory.set_permissions(perms)
                 mounts.remove_factory(path)
                 mounts.add_factory(path, factory)
             elif cmd.get("op") == "remove":

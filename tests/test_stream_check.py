@@ -29,6 +29,7 @@ CASES: dict[str, dict[str, Any]] = {
     "broken_packets": {"broken_packets": 0.002},
     "stream_stops": {"stream_stops": 1.0},
     "offline": {"offline": True},
+    "wrong_password": {"wrong_password": True},
 }
 CONFIG = sc.StreamCheckConfig(duration_s=2.5, open_timeout_s=5.0, read_timeout_s=3.0)
 
@@ -55,7 +56,9 @@ def results(site: Any) -> dict[str, dict[str, Any]]:
     _, devices = site
 
     def check(dev: Any) -> dict[str, Any]:
-        return sc.check_stream(sc.StreamTarget(dev.rtsp_url, declared=_declared(dev), config=CONFIG))
+        return sc.check_stream(
+            sc.StreamTarget(dev.rtsp_url, dev.username, dev.password, declared=_declared(dev), config=CONFIG)
+        )
 
     with ThreadPoolExecutor(len(devices)) as pool:
         done = {name: pool.submit(check, dev) for name, dev in devices.items()}
@@ -83,6 +86,16 @@ def test_no_stream_is_a_fault_with_the_reason(results: dict[str, Any]) -> None:
 
 def test_an_offline_device_has_no_stream_either(results: dict[str, Any]) -> None:
     assert results["offline"]["faults"] == ["no_stream"]
+
+
+def test_the_stream_asks_for_the_device_credentials(results: dict[str, Any], site: Any) -> None:
+    # a camera whose password was changed refuses the registered one on its stream too
+    r = results["wrong_password"]
+    assert r["faults"] == ["no_stream"] and r["error"].startswith("auth_refused"), r
+    _, devices = site
+    dev = devices["clean"]
+    r = sc.check_stream(sc.StreamTarget(dev.rtsp_url, declared=_declared(dev), config=CONFIG))
+    assert r["faults"] == ["no_stream"] and r["error"].startswith("auth_refused"), r
 
 
 def test_wrong_resolution_is_caught(results: dict[str, Any]) -> None:
@@ -142,7 +155,7 @@ def test_the_device_answers_its_stream_uri_and_declares_the_profile_it_serves(si
     declared = sc.DeclaredProfile(
         profile.encoding, profile.width, profile.height, profile.fps, profile.bitrate_kbps, profile.gov_length
     )
-    r = sc.check_stream(sc.StreamTarget(uri, declared=declared, config=CONFIG))
+    r = sc.check_stream(sc.StreamTarget(uri, dev.username, dev.password, declared=declared, config=CONFIG))
     assert r["ok"] is True, r
 
 
@@ -151,7 +164,9 @@ def test_a_fault_set_at_run_time_changes_the_next_read(site: Any) -> None:
     dev = devices["clean"]
     sim.set_faults(dev.device_id, {"low_fps": 8})
     try:
-        r = sc.check_stream(sc.StreamTarget(dev.rtsp_url, declared=_declared(dev), config=CONFIG))
+        r = sc.check_stream(
+            sc.StreamTarget(dev.rtsp_url, dev.username, dev.password, declared=_declared(dev), config=CONFIG)
+        )
         assert r["faults"] == ["low_fps"] and 6 <= r["measured"]["fps"] <= 10, r
     finally:
         sim.set_faults(dev.device_id, {"low_fps": False})
@@ -161,7 +176,7 @@ def test_the_probe_runs_under_an_outside_deadline(site: Any) -> None:
     _, devices = site
     dev = devices["clean"]
     slow = sc.StreamCheckConfig(duration_s=30.0)
-    target = sc.StreamTarget(dev.rtsp_url, declared=_declared(dev), config=slow)
+    target = sc.StreamTarget(dev.rtsp_url, dev.username, dev.password, declared=_declared(dev), config=slow)
     r = asyncio.run(run_with_deadline(sc.probe, target, ProbeSettings(), deadline_s=2.0))
     assert r.success is False and r.error_code == "timeout" and r.duration_s < 3.0
 
@@ -205,11 +220,13 @@ def test_reads_are_capped_whatever_the_stream_sends(site: Any) -> None:
     _, devices = site
     dev = devices["clean"]
     config = sc.StreamCheckConfig(duration_s=30.0, max_frames=20)
-    r = sc.check_stream(sc.StreamTarget(dev.rtsp_url, declared=_declared(dev), config=config))
+    r = sc.check_stream(
+        sc.StreamTarget(dev.rtsp_url, dev.username, dev.password, declared=_declared(dev), config=config)
+    )
     m = r["measured"]
     assert m["capped"] == "frames" and m["frames"] == 20 and m["seconds"] < 1.5, m
     config = sc.StreamCheckConfig(duration_s=30.0, max_bytes=20_000)
-    m = sc.check_stream(sc.StreamTarget(dev.rtsp_url, config=config))["measured"]
+    m = sc.check_stream(sc.StreamTarget(dev.rtsp_url, dev.username, dev.password, config=config))["measured"]
     assert m["capped"] == "bytes" and 20_000 <= m["bytes"] < 200_000, m
 
 
