@@ -12,6 +12,9 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from typing import Any
+
+from pydantic import ValidationError
 
 from edge_agent.devices.errors import DeviceError
 from edge_agent.devices.onvif_client import OnvifPool
@@ -25,6 +28,28 @@ from tianwang.protocol.stream import StreamCheckItem
 
 log = logging.getLogger("edge_agent.stream")
 STREAM_URI_TTL_S = 3600.0
+
+
+def stream_item(agent_id: str, device_id: str, ts: dt.datetime, result: dict[str, Any]) -> StreamCheckItem:
+    """The wire item of one check. A stream's figures are its own word: a hostile or broken one
+    (timestamps that jump years, absurd sizes) is out of the wire model's ranges, and then the
+    figures are dropped and the check is reported as a decode failure, never as a crash."""
+    base = {"key": stream_key(agent_id, device_id, ts), "device_id": device_id, "ts": ts}
+    try:
+        return StreamCheckItem.model_validate({**base, **result})
+    except ValidationError as e:
+        where = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors()[:5])
+        faults = [f for f in result.get("faults", []) if f in stream.STREAM_FAULTS]
+        return StreamCheckItem.model_validate(
+            {
+                **base,
+                "ok": False,
+                "faults": sorted(set(faults) | {"decode_errors"}),
+                "declared": None,
+                "measured": None,
+                "error": f"bad_answer: stream figures out of range ({where})"[:500],
+            }
+        )
 
 
 class StreamWork:
@@ -100,14 +125,7 @@ class StreamWork:
         finally:
             self.metrics.probe_seconds.labels("stream").observe(time.perf_counter() - t0)
         self.metrics.probes.labels("stream", "ok" if result["ok"] else "fault").inc()
-        item = StreamCheckItem.model_validate(
-            {
-                "key": stream_key(self.settings.agent_id, a.device_id, ts),
-                "device_id": a.device_id,
-                "ts": ts,
-                **result,
-            }
-        )
+        item = stream_item(self.settings.agent_id, a.device_id, ts, result)
         await self.outbox.call(self.outbox.add_stream, item)
         return True
 

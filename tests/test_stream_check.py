@@ -239,3 +239,22 @@ def test_stream_fault_parameters_are_checked() -> None:
         with pytest.raises(flt.FaultSpecError):
             flt.normalise(bad)
     assert launch_for(StreamProfile(320, 180, 25, 512, 25), {"no_stream": True}) is None
+
+
+def test_figures_a_hostile_stream_makes_up_are_dropped_not_a_crash() -> None:
+    import datetime as dt
+
+    from edge_agent.stream_work import stream_item
+
+    ts = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    good = sc.StreamStats(codec="h264", width=320, height=180, fps=25.0, seconds=3.0)
+    item = stream_item(
+        "edge-1", "44030400001320000001", ts, {"ok": True, "faults": [], "measured": good.as_dict()}
+    )
+    assert item.measured is not None and item.measured.fps == 25.0 and item.key.startswith("v:edge-1:")
+    # timestamps that jump a century: the span and rate are nonsense
+    bad = sc.StreamStats(codec="h264", width=320, height=180, fps=1e9, seconds=3e9)
+    result = {"ok": False, "faults": ["low_fps"], "measured": bad.as_dict(), "declared": None}
+    item = stream_item("edge-1", "44030400001320000001", ts, result)
+    assert item.measured is None and item.faults == ["decode_errors", "low_fps"]
+    assert item.error is not None and "measured.fps" in item.error and "measured.seconds" in item.error
