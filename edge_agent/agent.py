@@ -27,6 +27,7 @@ from edge_agent.probes import ProbeSettings, installer
 from edge_agent.scheduler import Job, Scheduler
 from edge_agent.sender import Sender, _problem, _wait, backoff_delay
 from edge_agent.settings import AgentSettings
+from edge_agent.stream_work import StreamWork
 from tianwang.protocol import OnvifEndpoint, ProbeRequest
 from tianwang.protocol.agents import Command, CommandResult, Heartbeat, HeartbeatReply
 
@@ -56,6 +57,7 @@ class Agent:
         self.outbox: Outbox | None = None
         self.scheduler: Scheduler | None = None
         self.work: DeviceWork | None = None
+        self.streams: StreamWork | None = None
         self.sender: Sender | None = None
         self.rng = random.Random()  # jitter
         self._commands: set[asyncio.Task[None]] = set()
@@ -114,6 +116,21 @@ class Agent:
             except Exception as e:  # the first device call will parse them instead
                 log.warning("WSDL warm-up failed: %s", e)
             work = self.work = DeviceWork(s, outbox, self.metrics, pool, devices_http, Judge(outbox))
+            streams = self.streams = StreamWork(s, outbox, self.metrics, pool)
+            # the stream check (码流检测) runs only where set: it reads seconds of video per camera
+            stream_jobs = (
+                [
+                    Job(
+                        "stream",
+                        lambda a: s.stream_interval_s,
+                        streams.check,
+                        s.stream_deadline_s,
+                        streams.timeout,
+                    )
+                ]
+                if s.stream_interval_s > 0
+                else []
+            )
             self.scheduler = Scheduler(
                 [
                     Job(
@@ -130,6 +147,7 @@ class Agent:
                         s.snapshot_deadline_s,
                         work.snapshot_timeout,
                     ),
+                    *stream_jobs,
                 ],
                 concurrency=s.concurrency,
                 interval_scale=s.interval_scale,
@@ -214,6 +232,8 @@ class Agent:
                 self.metrics.forget_device(device_id)
                 if self.work is not None:
                     self.work.forget(device_id)
+                if self.streams is not None:
+                    self.streams.forget(device_id)
             self.config_version = reply.config_version
             self.metrics.devices.set(len(self.scheduler.devices))
         for cmd in reply.commands:

@@ -33,11 +33,12 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from tianwang.protocol.agents import CommandResult
 from tianwang.protocol.ingest import HealthItem
+from tianwang.protocol.stream import StreamCheckItem
 
 log = logging.getLogger("edge_agent.outbox")
 
-Kind = Literal["health", "snapshot", "result"]
-KINDS: tuple[Kind, ...] = ("health", "snapshot", "result")
+Kind = Literal["health", "snapshot", "result", "stream"]
+KINDS: tuple[Kind, ...] = ("health", "snapshot", "result", "stream")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -113,6 +114,10 @@ def health_key(agent_id: str, device_id: str, ts: dt.datetime) -> str:
 
 def snapshot_key(agent_id: str, device_id: str, ts: dt.datetime) -> str:
     return f"s:{_agent_part(agent_id)}:{device_id}:{_ms(ts)}"
+
+
+def stream_key(agent_id: str, device_id: str, ts: dt.datetime) -> str:
+    return f"v:{_agent_part(agent_id)}:{device_id}:{_ms(ts)}"
 
 
 def result_key(command_id: str) -> str:
@@ -217,6 +222,11 @@ class Outbox:
         """Store one health observation (its key made by `health_key`); False if the key was there."""
         payload = item.model_dump(mode="json")
         return self._insert("health", item.key, item.device_id, payload["ts"], payload, None)
+
+    def add_stream(self, item: StreamCheckItem) -> bool:
+        """Store one stream check (its key made by `stream_key`); False if the key was there."""
+        payload = item.model_dump(mode="json")
+        return self._insert("stream", item.key, item.device_id, payload["ts"], payload, None)
 
     def add_snapshot(
         self,

@@ -1,5 +1,6 @@
 """Drains the outbox to the API: command results first, then health batches, then snapshots
-(presign → PUT the bytes → post the records). An item leaves the outbox only on the API's answer.
+(presign → PUT the bytes → post the records), then stream checks. An item leaves the outbox only on
+the API's answer.
 
 What dead-letters an item, and nothing else does:
 - the API's `rejected` list in a 2xx answer, for the items it names (except a snapshot record whose
@@ -120,7 +121,11 @@ class Sender:
         # per kind: failures in a row and the monotonic time before which it is not tried again
         self._gate: dict[str, tuple[int, float]] = {}
         # per kind: the batch size now (halved by a 413) and the good posts since it last changed
-        self.limits: dict[str, int] = {"health": settings.batch_size, "snapshot": settings.snapshot_batch}
+        self.limits: dict[str, int] = {
+            "health": settings.batch_size,
+            "snapshot": settings.snapshot_batch,
+            "stream": settings.batch_size,
+        }
         self._good_posts: dict[str, int] = {}
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -204,6 +209,7 @@ class Sender:
             ("result", self.send_results),
             ("health", self.send_health),
             ("snapshot", self.send_snapshots),
+            ("stream", self.send_streams),
         )
         for kind, send in senders:
             failures, until = self._gate.get(kind, (0, 0.0))
@@ -240,7 +246,7 @@ class Sender:
 
     def _posted(self, kind: str) -> None:
         """A good post: after GROW_AFTER of them at a reduced size, try a larger batch again."""
-        full = self.settings.batch_size if kind == "health" else self.settings.snapshot_batch
+        full = self.settings.batch_size if kind in ("health", "stream") else self.settings.snapshot_batch
         if self.limits[kind] >= full:
             return
         self._good_posts[kind] = self._good_posts.get(kind, 0) + 1
@@ -310,6 +316,16 @@ class Sender:
         path = "/api/v1/ingest/health"
         r = await self._post(path, {"items": [e.payload for e in entries]}, "health")
         return await self._settle_batch("health", path, entries, r)
+
+    # -- stream checks ---------------------------------------------------------------------------
+
+    async def send_streams(self) -> int:
+        entries = await self.outbox.call(self.outbox.take, "stream", self.limits["stream"])
+        if not entries:
+            return 0
+        path = "/api/v1/ingest/streams"
+        r = await self._post(path, {"items": [e.payload for e in entries]}, "stream")
+        return await self._settle_batch("stream", path, entries, r)
 
     # -- snapshots -------------------------------------------------------------------------------
 

@@ -57,6 +57,12 @@ class AgentSettings(BaseSettings):
     snapshot_deadline_s: float = Field(20.0, gt=0, le=300, description="fetch + diagnosis of one snapshot")
     snapshot_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=32 * 1024 * 1024)
     rtsp_timeout_s: float = Field(8.0, gt=0, le=120)
+    # the stream check (码流检测): each camera every N seconds (0: never, the default: it reads
+    # seconds of video per camera), this much stream time per check, a few at once (threads)
+    stream_interval_s: float = Field(0.0, ge=0, le=86_400)
+    stream_duration_s: float = Field(3.0, gt=0, le=60)
+    stream_deadline_s: float = Field(30.0, gt=0, le=600)
+    stream_concurrency: int = Field(2, ge=1, le=64)
 
     batch_size: int = Field(500, ge=1, le=5000, description="health items per POST")
     snapshot_batch: int = Field(50, ge=1, le=1000)

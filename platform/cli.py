@@ -675,6 +675,9 @@ def simulate(
     host: Annotated[
         str, typer.Option(help="address to serve on and advertise (a container's name in compose)")
     ] = "127.0.0.1",
+    rtsp: Annotated[
+        bool, typer.Option(help="serve each device's stream over real RTSP (GStreamer, python3-gi)")
+    ] = False,
 ) -> None:
     """Run virtual ONVIF cameras and checkpoints until Ctrl-C (see docs/simulator.md)."""
     from simulator.cli import run
@@ -690,6 +693,7 @@ def simulate(
         discovery_port,
         mode,
         host,
+        rtsp,
     )
     if code:
         raise typer.Exit(code)

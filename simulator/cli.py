@@ -14,6 +14,7 @@ from pathlib import Path
 
 from simulator.devices import Simulator
 from simulator.faults import FAULT_HELP, SCENE_MODES, FaultSpecError
+from simulator.rtsp import RtspUnavailable
 
 
 async def serve(sim: Simulator, json_path: str | None, out: object = sys.stdout) -> None:
@@ -58,6 +59,7 @@ def run(
     discovery_port: int = 3702,
     mode: str = "day",
     host: str = "127.0.0.1",
+    rtsp: bool = False,
 ) -> int:
     """Build and run a simulator; returns a process exit code (2 for bad arguments)."""
     try:
@@ -71,12 +73,16 @@ def run(
             mode=mode,
             control_port=control_port,
             discovery_port=None if discovery_port < 0 else discovery_port,
+            rtsp=rtsp,
         )
     except (FaultSpecError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         asyncio.run(serve(sim, json_path))
+    except RtspUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"error: cannot listen: {e}", file=sys.stderr)
         return 1
@@ -99,6 +105,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--discovery-port", type=int, default=3702, help="WS-Discovery UDP port (-1: off)")
     p.add_argument("--mode", choices=SCENE_MODES, default="day", help="scene: day, night or ir (not faults)")
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--rtsp",
+        action="store_true",
+        help="serve each device's stream over real RTSP (GStreamer RTSP server, system python3-gi)",
+    )
     return p
 
 
@@ -115,4 +126,5 @@ def main(argv: list[str] | None = None) -> int:
         a.discovery_port,
         a.mode,
         a.host,
+        a.rtsp,
     )

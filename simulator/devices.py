@@ -29,6 +29,7 @@ from simulator import faults as flt
 from simulator import onvif, scene
 from simulator.discovery import DiscoveryResponder
 from simulator.events import Subscription
+from simulator.rtsp import RtspServer, StreamProfile, launch_for
 from simulator.soap import (
     CONTENT_TYPE,
     SoapFault,
@@ -85,6 +86,7 @@ class VirtualDevice:
         self._frozen: bytes | None = None
         self._digest_key = secrets.token_bytes(16)
         self._seed = scene.seed_of(spec.device_id)
+        self.rtsp: RtspServer | None = None  # set by the Simulator when it serves real RTSP
         if spec.lan_address is not None:
             parse_lan_address(spec.lan_address)  # refused at construction, not at the first answer
 
@@ -129,8 +131,25 @@ class VirtualDevice:
 
     @property
     def rtsp_url(self) -> str:
-        # no RTSP server yet: a stream probe finds this refused (see docs/simulator.md)
+        # without the simulator's RTSP server (rtsp=False) a stream probe finds this refused
         return f"{self._rtsp_base}/{self.device_id}/main"
+
+    def stream_profiles(self) -> dict[str, StreamProfile]:
+        """The streams this device declares (GetProfiles) and serves, by mount name."""
+        s = self.spec
+        return {
+            "main": StreamProfile(s.width, s.height, s.fps, s.bitrate_kbps, s.gov_length),
+            "sub": StreamProfile(640, 360, s.fps, 512, s.gov_length),
+        }
+
+    def sync_streams(self) -> None:
+        """Serve this device's streams as its faults say (none while offline or under no_stream)."""
+        if self.rtsp is None:
+            return
+        for name, profile in self.stream_profiles().items():
+            launch = None if not self.online else launch_for(profile, self.faults)
+            # the device's own password: under wrong_password the registered one is refused (401)
+            self.rtsp.set_mount(f"/{self.device_id}/{name}", launch, self.username, self.device_password)
 
     @property
     def lan_address(self) -> tuple[str, int] | None:
@@ -196,6 +215,7 @@ class VirtualDevice:
 
     # lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        self.sync_streams()
         app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[self._fault_middleware])
         app.router.add_post("/onvif/{tail:.*}", self._soap)
         app.router.add_get("/snapshot.jpg", self._snapshot)
@@ -262,6 +282,7 @@ class VirtualDevice:
         if "frozen" not in new:
             self._frozen = None
         self.spec.faults = new
+        self.sync_streams()
         if self._runner is None:
             return
         if was_online and not self.online:
@@ -472,6 +493,7 @@ class Simulator:
         control_port: int | None = None,
         discovery_port: int | None = None,
         rtsp_base: str = "rtsp://127.0.0.1:8554",
+        rtsp: bool = False,
     ) -> None:
         if mode not in flt.SCENE_MODES:
             raise ValueError(f"scene mode {mode!r} is not one of {', '.join(flt.SCENE_MODES)}")
@@ -489,6 +511,8 @@ class Simulator:
         if len(self._by_id) != len(self.devices):
             raise ValueError("device ids must be unique")
         self._control_port_wanted = control_port
+        # with `rtsp`, one GStreamer RTSP server process serves every device's streams (simulator.rtsp)
+        self.rtsp: RtspServer | None = RtspServer(host, auth=True) if rtsp else None
         self._discovery_port_wanted = discovery_port
         self.control_port: int | None = None
         self.discovery: DiscoveryResponder | None = None
@@ -512,6 +536,10 @@ class Simulator:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
+            if self.rtsp is not None:
+                await asyncio.to_thread(self.rtsp.start)
+                for d in self.devices:
+                    d.rtsp, d._rtsp_base = self.rtsp, self.rtsp.base_url
             # in batches: hundreds of listening sockets, without a burst of file-descriptor churn
             for i in range(0, len(self.devices), 50):
                 await asyncio.gather(*(d.start() for d in self.devices[i : i + 50]))
@@ -534,6 +562,8 @@ class Simulator:
             await self._control.cleanup()
             self._control = None
         await asyncio.gather(*(d.stop() for d in self.devices), return_exceptions=True)
+        if self.rtsp is not None:
+            await asyncio.to_thread(self.rtsp.stop)
 
     async def __aenter__(self) -> Simulator:
         await self.start()

@@ -39,11 +39,26 @@ SNAPSHOT_FAULTS: dict[str, float | None] = {
     "snapshot_broken": None,
     "no_snapshot_uri": None,
 }
+# The RTSP stream's own faults (the stream also shows frozen and signal_loss_black/blue); never
+# given at random, like ADDRESS_FAULTS, so seeded fault assignments stay what they were.
+STREAM_FAULTS: dict[str, float | None] = {
+    "no_stream": None,
+    "wrong_resolution": None,
+    "low_fps": 5.0,
+    "broken_packets": 0.001,
+    "stream_stops": 1.0,
+}
 # How the device names itself, not a failure: never given at random (see random_assignment).
 ADDRESS_FAULTS: dict[str, float | None] = {
     "nat": None,
 }
-FAULTS: dict[str, float | None] = {**NETWORK_FAULTS, **PICTURE_FAULTS, **SNAPSHOT_FAULTS, **ADDRESS_FAULTS}
+FAULTS: dict[str, float | None] = {
+    **NETWORK_FAULTS,
+    **PICTURE_FAULTS,
+    **SNAPSHOT_FAULTS,
+    **STREAM_FAULTS,
+    **ADDRESS_FAULTS,
+}
 # the device's own LAN address under the nat fault: TEST-NET-1 (RFC 5737), routed nowhere
 NAT_LAN_ADDRESS = "192.0.2.10:80"
 
@@ -65,6 +80,11 @@ FAULT_HELP = {
     "noise": "Gaussian noise of sigma N grey levels (default 40)",
     "frozen": "the same frame (same bytes) forever",
     "moved": "the scene turned by N degrees and shifted, as if the camera was knocked",
+    "no_stream": "the RTSP server has no stream at the device's URI (404)",
+    "wrong_resolution": "the stream is half the declared width and height",
+    "low_fps": "the stream runs at N frames per second (default 5) whatever the profile says",
+    "broken_packets": "the coded video has bytes flipped with probability N (default 0.001): decode errors",
+    "stream_stops": "the stream ends N seconds (default 1) after each PLAY",
     "nat": (
         f"behind NAT: XAddrs, snapshot and stream URIs name the LAN address {NAT_LAN_ADDRESS} "
         "(or the device's lan_address), not the forwarded one it is reached at"
@@ -107,8 +127,10 @@ def normalise(faults: Mapping[str, Any]) -> dict[str, bool | float]:
             raise FaultSpecError(f"fault {name!r}: parameter {value!r} out of range")
         if name != "clock_skew" and number < 0:
             raise FaultSpecError(f"fault {name!r}: parameter must not be negative")
-        if name == "occlusion" and not 0 < number <= 1:
-            raise FaultSpecError("fault 'occlusion': share must be in (0, 1]")
+        if name in ("occlusion", "broken_packets") and not 0 < number <= 1:
+            raise FaultSpecError(f"fault {name!r}: share must be in (0, 1]")
+        if name in ("low_fps", "stream_stops") and number < 0.1:
+            raise FaultSpecError(f"fault {name!r}: parameter must be at least 0.1")
         out[name] = number
     return out
 

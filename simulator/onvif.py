@@ -172,7 +172,9 @@ async def get_scopes(dev: Device, req: Request, path: str) -> tuple[str, str | N
     return f"<tds:GetScopesResponse>{body}</tds:GetScopesResponse>", None
 
 
-def _profile(token: str, name: str, w: int, h: int, src_w: int, src_h: int, bitrate: int) -> str:
+def _profile(
+    token: str, name: str, w: int, h: int, src_w: int, src_h: int, bitrate: int, fps: int = 25, gov: int = 50
+) -> str:
     return (
         f'<trt:Profiles fixed="true" token="{token}"><tt:Name>{name}</tt:Name>'
         '<tt:VideoSourceConfiguration token="VideoSourceConfig_1"><tt:Name>VideoSourceConfig_1</tt:Name>'
@@ -181,9 +183,9 @@ def _profile(token: str, name: str, w: int, h: int, src_w: int, src_h: int, bitr
         f'<tt:VideoEncoderConfiguration token="VideoEncoder_{token[-1]}"><tt:Name>{name}</tt:Name>'
         "<tt:UseCount>1</tt:UseCount><tt:Encoding>H264</tt:Encoding>"
         f"<tt:Resolution><tt:Width>{w}</tt:Width><tt:Height>{h}</tt:Height></tt:Resolution>"
-        "<tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>25</tt:FrameRateLimit>"
+        f"<tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>{fps}</tt:FrameRateLimit>"
         f"<tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>{bitrate}</tt:BitrateLimit></tt:RateControl>"
-        "<tt:H264><tt:GovLength>50</tt:GovLength><tt:H264Profile>Main</tt:H264Profile></tt:H264>"
+        f"<tt:H264><tt:GovLength>{gov}</tt:GovLength><tt:H264Profile>Main</tt:H264Profile></tt:H264>"
         "<tt:Multicast><tt:Address><tt:Type>IPv4</tt:Type><tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address>"
         "<tt:Port>0</tt:Port><tt:TTL>0</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast>"
         "<tt:SessionTimeout>PT60S</tt:SessionTimeout></tt:VideoEncoderConfiguration></trt:Profiles>"
@@ -192,8 +194,10 @@ def _profile(token: str, name: str, w: int, h: int, src_w: int, src_h: int, bitr
 
 async def get_profiles(dev: Device, req: Request, path: str) -> tuple[str, str | None]:
     s = dev.spec
-    main = _profile(PROFILES[0], "mainStream", s.width, s.height, s.width, s.height, 4096)
-    sub = _profile(PROFILES[1], "subStream", 640, 360, s.width, s.height, 512)
+    main = _profile(
+        PROFILES[0], "mainStream", s.width, s.height, s.width, s.height, s.bitrate_kbps, s.fps, s.gov_length
+    )
+    sub = _profile(PROFILES[1], "subStream", 640, 360, s.width, s.height, 512, s.fps, s.gov_length)
     return f"<trt:GetProfilesResponse>{main}{sub}</trt:GetProfilesResponse>", None
 
 

@@ -63,6 +63,10 @@ class DeviceSpec:
     password: str = "admin12345"  # noqa: S105 - a virtual device's default account
     width: int = 1280
     height: int = 720
+    # the main stream as declared in GetProfiles and served over RTSP (with --rtsp)
+    fps: int = 25
+    bitrate_kbps: int = 4096
+    gov_length: int = 50
     mode: str = "day"  # scene mode: day | night | ir (not a fault)
     model: str = "SIM-IPC"
     faults: dict[str, bool | float] = field(default_factory=dict)

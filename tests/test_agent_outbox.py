@@ -34,7 +34,7 @@ def test_keys_are_deterministic_and_a_replay_is_stored_once(tmp_path: Path) -> N
     assert box.add_health(health(1)) is False  # same observation, same key
     assert health(1).key == health_key("edge-1", "44030400001320000001", T0 + dt.timedelta(seconds=1))
     assert snap(box, 1) is not None and snap(box, 1) is None
-    assert box.depth() == {"health": 1, "snapshot": 1, "result": 0}
+    assert box.depth() == {"health": 1, "snapshot": 1, "result": 0, "stream": 0}
     assert len(box.journal_keys()) == 2
     box.close()
 
@@ -81,7 +81,7 @@ def test_dead_letter_ack_drop_and_restart(tmp_path: Path) -> None:
 
     again = Outbox(path)  # a restart: what was not settled is still there, with the counters
     assert [e.key for e in again.take("health", 10)] == [health(3).key, health(4).key]
-    assert again.depth() == {"health": 2, "snapshot": 0, "result": 0}
+    assert again.depth() == {"health": 2, "snapshot": 0, "result": 0, "stream": 0}
     assert again.counter("dead_letters") == 1 and again.counter("dead_health") == 1
     assert again.counter("expired_results") == 1
     assert again.dead()[0]["reason"].startswith("device 4403")

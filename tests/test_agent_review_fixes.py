@@ -446,7 +446,7 @@ async def test_one_failing_route_does_not_stall_the_others(
     add_health(sender.outbox, 2)
     add_snapshot(sender.outbox, 0)
     assert await sender.drain_once() == 1  # the snapshot went; health kept and backing off
-    assert sender.outbox.depth() == {"health": 2, "snapshot": 0, "result": 0}
+    assert sender.outbox.depth() == {"health": 2, "snapshot": 0, "result": 0, "stream": 0}
     assert "health" in sender._gate and "snapshot" not in sender._gate
 
 

@@ -48,10 +48,12 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/agents/commands/{command_id}/result"): {G},
     ("GET", "/api/v1/agents"): {A, S},
     ("POST", "/api/v1/ingest/health"): {G},
+    ("POST", "/api/v1/ingest/streams"): {G},
     ("POST", "/api/v1/ingest/snapshots/presign"): {G},
     ("POST", "/api/v1/ingest/snapshots"): {G},
     ("GET", "/api/v1/cameras/{device_id}/health"): HUMANS,
     ("GET", "/api/v1/cameras/{device_id}/snapshots"): HUMANS,
+    ("GET", "/api/v1/cameras/{device_id}/streams"): HUMANS,
     ("GET", "/api/v1/faults"): {A, S},
     # passes and sightings: pushed by agents and checkpoint platforms (GA/T 1400 with an agent token)
     ("POST", "/api/v1/ingest/passes"): {G},

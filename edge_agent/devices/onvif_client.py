@@ -229,6 +229,9 @@ class Profile:
     width: int | None
     height: int | None
     fps: float | None
+    # the declared rate limit (kbit/s) and H.264 GOP length; what the stream check compares against
+    bitrate_kbps: int | None = None
+    gov_length: int | None = None
 
 
 @dataclass
@@ -336,6 +339,8 @@ def parse_profiles(answer: Any) -> list[Profile]:
                 width=_int(_get(vec, "Resolution", "Width"), 1, 16384),
                 height=_int(_get(vec, "Resolution", "Height"), 1, 16384),
                 fps=_float(_get(vec, "RateControl", "FrameRateLimit"), 0.01, 1000.0),
+                bitrate_kbps=_int(_get(vec, "RateControl", "BitrateLimit"), 1, 10_000_000),
+                gov_length=_int(_get(vec, "H264", "GovLength"), 1, 100_000),
             )
         )
     return out

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tianwang.cameras.stream import stream_reason
 from tianwang.errors import NotFound, ValidationFailed
 from tianwang.protocol.fields import text_error
 from tianwang.protocol.ingest import HealthItem, IngestReply, Rejected, SnapshotItem
@@ -54,6 +55,7 @@ def derive_status(
     snapshot_failures: int = 0,
     allowed_snapshot_misses: int = 3,
     last_snapshot_error: str | None = None,
+    stream: str | None = None,
 ) -> Verdict:
     """The status the evidence supports (pure, so it is tested without a database).
 
@@ -85,6 +87,8 @@ def derive_status(
         )
     if verdict == "fault":
         return Verdict("fault", f"picture fails diagnosis: {', '.join(faults or []) or 'unspecified'}")
+    if stream is not None:  # the `stream` fault: the latest stream check's reason (cameras.stream)
+        return Verdict("fault", stream)
     return Verdict("online", f"answered at {_iso(last_checked)}")
 
 
@@ -142,6 +146,7 @@ def refresh(dev: Device, now: dt.datetime, allowed_misses: int, allowed_snapshot
     interval = dev.health_interval_s if isinstance(dev, Camera) else 60
     verdict = dev.last_verdict if isinstance(dev, Camera) else None
     faults = dev.last_faults if isinstance(dev, Camera) else None
+    stream = stream_reason(dev.last_stream_faults, dev.last_stream_error) if isinstance(dev, Camera) else None
     v = derive_status(
         now=now,
         interval_s=interval,
@@ -156,6 +161,7 @@ def refresh(dev: Device, now: dt.datetime, allowed_misses: int, allowed_snapshot
         snapshot_failures=dev.snapshot_failures if isinstance(dev, Camera) else 0,
         allowed_snapshot_misses=allowed_snapshot_misses,
         last_snapshot_error=dev.last_snapshot_error if isinstance(dev, Camera) else None,
+        stream=stream,
     )
     _apply(dev, v, now)
 

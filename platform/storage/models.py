@@ -163,6 +163,10 @@ class Camera(Base):
     # since when it is beyond the allowed skew (the `clock` fault, 时钟不准); None while within it
     clock_skew_s: Mapped[float | None] = mapped_column(Float, default=None)
     clock_fault_since: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the latest stream check (码流检测): when, and the stream faults it found ([] for a good stream)
+    last_stream_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_stream_faults: Mapped[list[Any] | None] = mapped_column(default=None)
+    last_stream_error: Mapped[str | None] = mapped_column(String(500), default=None)
     last_probe: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     last_probe_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -344,6 +348,31 @@ class HealthObservation(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_health_device_ts", "device_id", "ts"),)
+
+
+class StreamCheck(Base):
+    """One stream check (码流检测) of one camera by an agent: measured against the declared profile."""
+
+    __tablename__ = "stream_checks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    device_id: Mapped[str] = mapped_column(String(20))
+    ts: Mapped[dt.datetime] = mapped_column()
+    ok: Mapped[bool] = mapped_column(Boolean)
+    faults: Mapped[list[Any]] = mapped_column(default=list)
+    codec: Mapped[str | None] = mapped_column(String(32), default=None)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    fps: Mapped[float | None] = mapped_column(Float, default=None)
+    bitrate_kbps: Mapped[float | None] = mapped_column(Float, default=None)
+    declared: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    measured: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    agent: Mapped[str | None] = mapped_column(String(100), default=None)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_stream_checks_device_ts", "device_id", "ts"),)
 
 
 class Snapshot(Base):

@@ -16,7 +16,7 @@ from tianwang.cameras.evidence import clock_fault, open_faults
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
 from tianwang.protocol.ingest import IMAGE_TYPES
-from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Role, Snapshot
+from tianwang.storage.models import Camera, Checkpoint, HealthObservation, Role, Snapshot, StreamCheck
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -66,6 +66,45 @@ def camera_health(
         .limit(limit)
     )
     return [HealthOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+class StreamCheckOut(BaseModel):
+    ts: dt.datetime
+    ok: bool
+    faults: list[str]
+    codec: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    bitrate_kbps: float | None
+    declared: dict[str, Any] | None
+    measured: dict[str, Any] | None
+    error: str | None
+    agent: str | None
+
+
+@router.get(
+    "/cameras/{device_id}/streams",
+    response_model=list[StreamCheckOut],
+    dependencies=[Depends(require(*HUMANS))],
+)
+def camera_streams(
+    device_id: str,
+    db: DB,
+    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    to: dt.datetime | None = None,
+    limit: Limit = 1000,
+) -> list[StreamCheckOut]:
+    """The stored stream checks (码流检测): measured against the profile the camera declared."""
+    service.get_row(db, device_id)
+    f, t = _window(frm, to)
+    rows = db.scalars(
+        select(StreamCheck)
+        .where(StreamCheck.device_id == device_id, StreamCheck.ts >= f, StreamCheck.ts <= t)
+        .order_by(StreamCheck.ts.desc())
+        .limit(limit)
+    )
+    return [StreamCheckOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 class SnapshotOut(BaseModel):
@@ -137,6 +176,8 @@ class FaultOut(BaseModel):
     # the open faults by name (offline, auth, no_picture, blur…, clock) and the clock's evidence
     faults: list[str] = []
     clock_skew_s: float | None = None
+    # the latest stream check's faults ([] passed, None never checked): the `stream` fault's evidence
+    stream_faults: list[str] | None = None
 
 
 @router.get("/faults", response_model=list[FaultOut], dependencies=[Depends(require(Role.staff))])
@@ -177,6 +218,7 @@ def faults(
                 last_snapshot_key=c.last_snapshot_key,
                 faults=open_faults(c, misses),
                 clock_skew_s=c.clock_skew_s,
+                stream_faults=c.last_stream_faults,
             )
         )
     cps = select(Checkpoint).where(Checkpoint.status.in_(("offline", "fault")))

@@ -12,7 +12,7 @@ from tianwang.agents.service import area_codes
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.api.metrics import count_not_owned
 from tianwang.auth.tokens import Principal
-from tianwang.cameras import evidence
+from tianwang.cameras import evidence, stream_evidence
 from tianwang.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.ingest import IMAGE_TYPES, Batch, IngestReply, PresignReply, PresignRequest, Rejected
 from tianwang.storage.models import Camera, Checkpoint, Role, utcnow
@@ -64,6 +64,15 @@ def ingest_health(body: Batch, db: DB, ctx: Ctx, who: AgentOnly, request: Reques
         allowed_snapshot_misses=ctx.settings.allowed_snapshot_misses,
         max_clock_skew_s=ctx.settings.max_clock_skew_s,
     )
+    return _merge(reply, where, refused)
+
+
+@router.post("/streams", response_model=IngestReply)
+def ingest_streams(body: Batch, db: DB, ctx: Ctx, who: AgentOnly, request: Request) -> IngestReply:
+    """Stream checks (码流检测); an item about a camera outside the token's zones is refused (per item)."""
+    items, where, refused = _owned_only(db, who, body.items)
+    count_not_owned(request, "streams", len(refused))
+    reply = stream_evidence.ingest_stream_checks(db, items, who.name, ctx.settings.allowed_misses)
     return _merge(reply, where, refused)
 
 
