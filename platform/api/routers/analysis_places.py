@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.analysis import Collision, FirstEntries, NightActive, StayPoints
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.trajectories import collision, entries, nightlife, query, staypoints
@@ -57,7 +58,7 @@ class CollisionIn(InputModel):
     limit: int = Field(100, ge=1, le=1000)
 
 
-@router.post("/analysis/collision")
+@router.post("/analysis/collision", response_model=Collision)
 def area_collision(
     body: CollisionIn,
     db: DB,
@@ -97,7 +98,7 @@ def area_collision(
 # ---------------------------------------------------------------- 落脚点
 
 
-@router.get("/analysis/stay-points")
+@router.get("/analysis/stay-points", response_model=StayPoints)
 def stay_points(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.stay_points"))],
@@ -152,7 +153,7 @@ def stay_points(
 # ---------------------------------------------------------------- 首次入城
 
 
-@router.get("/analysis/first-entry")
+@router.get("/analysis/first-entry", response_model=FirstEntries)
 def first_entry(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.first_entry"))],
@@ -208,7 +209,7 @@ def first_entry(
 # ---------------------------------------------------------------- 昼伏夜出
 
 
-@router.get("/analysis/night-active")
+@router.get("/analysis/night-active", response_model=NightActive)
 def night_active(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.night_active"))],
