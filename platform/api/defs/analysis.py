@@ -5,12 +5,15 @@ Every answer echoes the parameters it ran with, defaults filled in (`params`).
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+import datetime as dt
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
 
 from tianwang.api.defs.common import Number, Out, Timestamp
 from tianwang.api.defs.trajectories import Kind
+from tianwang.trajectories import collision
+from tianwang.validation import InputModel
 
 I = TypeVar("I")  # noqa: E741
 Q = TypeVar("Q")
@@ -135,6 +138,24 @@ Companions = AnalysisPage[CompanionEcho, CompanionItem]
 
 
 # ---------------------------------------------------------------- 区域碰撞
+
+
+class CollisionWindowIn(InputModel):
+    area: dict[str, Any] | None = Field(None, description="GeoJSON Polygon / MultiPolygon (or a Feature)")
+    checkpoint_ids: list[str] | None = Field(
+        None,
+        max_length=collision.MAX_SENSORS,
+        description="sensor ids instead of an area (fence / camera ids too)",
+    )
+    frm: dt.datetime = Field(alias="from")
+    to: dt.datetime
+
+
+class CollisionIn(InputModel):
+    windows: list[CollisionWindowIn] = Field(min_length=1, max_length=collision.MAX_WINDOWS)
+    kind: Literal["vehicle", "phone", "person"] = "vehicle"
+    min_windows: int | None = Field(None, ge=1, description="seen in at least m of the n windows (default n)")
+    limit: int = Field(100, ge=1, le=1000)
 
 
 class CollisionWindowEcho(Out):

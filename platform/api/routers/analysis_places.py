@@ -10,14 +10,12 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
 
 from tianwang.api.audit import Audited, audited
-from tianwang.api.defs.analysis import Collision, FirstEntries, NightActive, StayPoints
+from tianwang.api.defs.analysis import Collision, CollisionIn, FirstEntries, NightActive, StayPoints
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.trajectories import collision, entries, nightlife, query, staypoints
-from tianwang.validation import InputModel
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 From = Annotated[dt.datetime | None, Query(alias="from")]
@@ -38,24 +36,6 @@ def _window(frm: dt.datetime | None, to: dt.datetime | None) -> tuple[dt.datetim
 
 
 # ---------------------------------------------------------------- 区域碰撞
-
-
-class CollisionWindowIn(InputModel):
-    area: dict[str, Any] | None = Field(None, description="GeoJSON Polygon / MultiPolygon (or a Feature)")
-    checkpoint_ids: list[str] | None = Field(
-        None,
-        max_length=collision.MAX_SENSORS,
-        description="sensor ids instead of an area (fence / camera ids too)",
-    )
-    frm: dt.datetime = Field(alias="from")
-    to: dt.datetime
-
-
-class CollisionIn(InputModel):
-    windows: list[CollisionWindowIn] = Field(min_length=1, max_length=collision.MAX_WINDOWS)
-    kind: Kind = "vehicle"
-    min_windows: int | None = Field(None, ge=1, description="seen in at least m of the n windows (default n)")
-    limit: int = Field(100, ge=1, le=1000)
 
 
 @router.post("/analysis/collision", response_model=Collision)
