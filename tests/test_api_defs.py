@@ -13,10 +13,11 @@ from pydantic import BaseModel
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, FACE_CAMERA, base_time, pass_item, seed
+from tests.test_coverage_api import load_city
 from tests.test_fusion import _scene
 from tianwang.api.app import create_app
 from tianwang.api.defs.common import Out
-from tianwang.api.routers import fusion, trajectories
+from tianwang.api.routers import coverage, fusion, trajectories
 from tianwang.context import AppContext
 from tianwang.trajectories import records
 
@@ -85,7 +86,7 @@ def test_the_walk_finds_untyped_answers() -> None:
 
 def _model(method: str, path: str) -> type[BaseModel]:
     """The route's declared response model."""
-    for r in [*fusion.router.routes, *trajectories.router.routes]:
+    for r in [*fusion.router.routes, *trajectories.router.routes, *coverage.router.routes]:
         if isinstance(r, APIRoute) and r.path == path and method in r.methods:
             assert isinstance(r.response_model, type) and issubclass(r.response_model, Out)
             return r.response_model
@@ -164,3 +165,15 @@ def test_fusion_answers_are_what_their_model_says(
     body = r.json()
     assert body["associations"] and body["associations"][0]["evidence"] and body["timeline"]
     _exactly(_model("GET", "/api/v1/trajectories/fusion"), body)
+
+
+def test_coverage_area_rows_are_what_their_model_says(
+    client: TestClient, ctx: AppContext, tokens: dict[str, str]
+) -> None:
+    load_city(client, tokens, ctx)
+    h = auth(tokens["staff"])
+    for level in ("city", "district", "grid"):
+        r = client.get("/api/v1/coverage/areas", params={"level": level}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"], level
+        _exactly(_model("GET", "/api/v1/coverage/areas"), r.json())
