@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.analysis import ClonedPlates, Companions
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
@@ -48,7 +49,7 @@ def _page(items: list[dict[str, Any]], limit: int, start: int) -> tuple[list[dic
     return items[start:end], nxt
 
 
-@router.get("/analysis/cloned-plates")
+@router.get("/analysis/cloned-plates", response_model=ClonedPlates)
 def cloned_plates(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.cloned_plates"))],
@@ -99,7 +100,7 @@ def cloned_plates(
     return {"params": echo, "items": page, "next_cursor": nxt, "total": len(items), "stats": stats}
 
 
-@router.get("/analysis/companions")
+@router.get("/analysis/companions", response_model=Companions)
 def companion_vehicles(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.companions"))],

@@ -10,14 +10,13 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.analysis import Collision, CollisionIn, FirstEntries, NightActive, StayPoints
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
 from tianwang.trajectories import collision, entries, nightlife, query, staypoints
-from tianwang.validation import InputModel
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 From = Annotated[Instant | None, Query(alias="from")]
@@ -40,25 +39,7 @@ def _window(frm: dt.datetime | None, to: dt.datetime | None) -> tuple[dt.datetim
 # ---------------------------------------------------------------- 区域碰撞
 
 
-class CollisionWindowIn(InputModel):
-    area: dict[str, Any] | None = Field(None, description="GeoJSON Polygon / MultiPolygon (or a Feature)")
-    checkpoint_ids: list[str] | None = Field(
-        None,
-        max_length=collision.MAX_SENSORS,
-        description="sensor ids instead of an area (fence / camera ids too)",
-    )
-    frm: Instant = Field(alias="from")
-    to: Instant
-
-
-class CollisionIn(InputModel):
-    windows: list[CollisionWindowIn] = Field(min_length=1, max_length=collision.MAX_WINDOWS)
-    kind: Kind = "vehicle"
-    min_windows: int | None = Field(None, ge=1, description="seen in at least m of the n windows (default n)")
-    limit: int = Field(100, ge=1, le=1000)
-
-
-@router.post("/analysis/collision")
+@router.post("/analysis/collision", response_model=Collision)
 def area_collision(
     body: CollisionIn,
     db: DB,
@@ -98,7 +79,7 @@ def area_collision(
 # ---------------------------------------------------------------- 落脚点
 
 
-@router.get("/analysis/stay-points")
+@router.get("/analysis/stay-points", response_model=StayPoints)
 def stay_points(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.stay_points"))],
@@ -153,7 +134,7 @@ def stay_points(
 # ---------------------------------------------------------------- 首次入城
 
 
-@router.get("/analysis/first-entry")
+@router.get("/analysis/first-entry", response_model=FirstEntries)
 def first_entry(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.first_entry"))],
@@ -209,7 +190,7 @@ def first_entry(
 # ---------------------------------------------------------------- 昼伏夜出
 
 
-@router.get("/analysis/night-active")
+@router.get("/analysis/night-active", response_model=NightActive)
 def night_active(
     db: DB,
     a: Annotated[Audited, Depends(audited("analysis.night_active"))],

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from tianwang.api.defs.common import sheet_responses
 from tianwang.api.deps import HUMANS, REGISTRY_WRITE, Ctx, require
 from tianwang.cameras import bulk
 from tianwang.cameras.schemas import Kind, Status
@@ -86,7 +87,12 @@ async def import_cameras(
         await form.close()
 
 
-@router.get("/export", dependencies=[Depends(require(*HUMANS))], response_class=StreamingResponse)
+@router.get(
+    "/export",
+    dependencies=[Depends(require(*HUMANS))],
+    response_class=StreamingResponse,
+    responses=sheet_responses("the registry as CSV (UTF-8 with a BOM) or XLSX, as an attachment"),
+)
 def export_cameras(
     ctx: Ctx,
     format: Literal["csv", "xlsx"] = "csv",

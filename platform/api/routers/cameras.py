@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
 
+from tianwang.api.defs.common import Page
 from tianwang.api.deps import DB, HUMANS, REGISTRY_WRITE, Ctx, require
 from tianwang.cameras import service
 from tianwang.cameras.schemas import CameraOut, CameraPatch, CameraSpec, Kind, Status
@@ -14,17 +14,12 @@ from tianwang.cameras.schemas import CameraOut, CameraPatch, CameraSpec, Kind, S
 router = APIRouter(prefix="/api/v1/cameras", tags=["registry"])
 
 
-class CameraPage(BaseModel):
-    items: list[CameraOut]
-    next_cursor: str | None
-
-
 @router.post("", status_code=201, response_model=CameraOut, dependencies=[Depends(require(*REGISTRY_WRITE))])
 def create_camera(body: CameraSpec, db: DB, ctx: Ctx) -> CameraOut:
     return service.to_out(service.create(db, body, ctx.box))
 
 
-@router.get("", response_model=CameraPage, dependencies=[Depends(require(*HUMANS))])
+@router.get("", response_model=Page[CameraOut], dependencies=[Depends(require(*HUMANS))])
 def list_cameras(
     db: DB,
     area_code: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
@@ -34,7 +29,7 @@ def list_cameras(
     q: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-) -> CameraPage:
+) -> Page[CameraOut]:
     page = service.list_cameras(
         db,
         area_code=area_code,
@@ -45,7 +40,7 @@ def list_cameras(
         limit=limit,
         cursor=cursor,
     )
-    return CameraPage(items=[service.to_out(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[CameraOut](items=[service.to_out(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{device_id}", response_model=CameraOut, dependencies=[Depends(require(*HUMANS))])

@@ -5,18 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
 
+from tianwang.api.defs.common import Page
 from tianwang.api.deps import DB, HUMANS, REGISTRY_WRITE, Ctx, require
 from tianwang.checkpoints import service
 from tianwang.checkpoints.schemas import CheckpointOut, CheckpointPatch, CheckpointSpec
 
 router = APIRouter(prefix="/api/v1/checkpoints", tags=["registry"])
-
-
-class CheckpointPage(BaseModel):
-    items: list[CheckpointOut]
-    next_cursor: str | None
 
 
 @router.post(
@@ -26,15 +21,17 @@ def create_checkpoint(body: CheckpointSpec, db: DB, ctx: Ctx) -> CheckpointOut:
     return service.to_out(db, service.create(db, body, ctx.box))
 
 
-@router.get("", response_model=CheckpointPage, dependencies=[Depends(require(*HUMANS))])
+@router.get("", response_model=Page[CheckpointOut], dependencies=[Depends(require(*HUMANS))])
 def list_checkpoints(
     db: DB,
     area_code: Annotated[str | None, Query(pattern=r"^\d{1,20}$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-) -> CheckpointPage:
+) -> Page[CheckpointOut]:
     page = service.list_checkpoints(db, area_code=area_code, limit=limit, cursor=cursor)
-    return CheckpointPage(items=[service.to_out(db, r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[CheckpointOut](
+        items=[service.to_out(db, r) for r in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{checkpoint_id}", response_model=CheckpointOut, dependencies=[Depends(require(*HUMANS))])

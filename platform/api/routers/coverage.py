@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from tianwang.api.defs.common import sheet_responses, unvalidated
+from tianwang.api.defs.coverage import BlindSpots, CoverageAreas, CoverageHistory, CoverageSummary, Enclosure
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.coverage import service
 from tianwang.coverage.live import LiveCoverage, State
@@ -37,7 +39,7 @@ def _window(frm: dt.datetime | None, to: dt.datetime | None) -> Window:
     return Window(frm or to - dt.timedelta(days=1), to)
 
 
-@router.get("/summary")
+@router.get("/summary", response_model=CoverageSummary)
 def summary(
     db: DB,
     ctx: Ctx,
@@ -50,7 +52,7 @@ def summary(
     return service.summary(db, st, area_code, _window(frm, to), ctx.settings.allowed_misses)
 
 
-@router.get("/areas")
+@router.get("/areas", response_model=CoverageAreas)
 def areas(
     db: DB,
     ctx: Ctx,
@@ -58,11 +60,13 @@ def areas(
     level: Level = "district",
     frm: From = None,
     to: Instant | None = None,
-) -> dict[str, Any]:
-    return service.area_rows(db, st, level, _window(frm, to), ctx.settings.allowed_misses)
+) -> Response:
+    """One row per area of the level, each with the summary's figures. Thousands of grid cells make
+    a big answer: it is sent as built (its model documents it; tests/test_api_defs.py holds them to it)."""
+    return unvalidated(service.area_rows(db, st, level, _window(frm, to), ctx.settings.allowed_misses))
 
 
-@router.get("/blind-spots")
+@router.get("/blind-spots", response_model=BlindSpots)
 def blind_spots(
     st: LiveState,
     area_code: AreaCode = None,
@@ -73,7 +77,7 @@ def blind_spots(
     return service.blind_spots(st, area_code, what, min_length_m)
 
 
-@router.get("/history")
+@router.get("/history", response_model=CoverageHistory)
 def history(
     db: DB,
     ctx: Ctx,
@@ -86,7 +90,7 @@ def history(
     return service.history(db, st, area_code, _window(frm, to), parse_step(step), ctx.settings.allowed_misses)
 
 
-@router.get("/enclosure")
+@router.get("/enclosure", response_model=Enclosure)
 def enclosure(
     db: DB,
     st: LiveState,
@@ -97,7 +101,11 @@ def enclosure(
     return service.enclosure_of(db, st, area_code, tolerance_m)
 
 
-@router.get("/report")
+@router.get(
+    "/report",
+    response_class=Response,
+    responses=sheet_responses("the report as CSV (UTF-8) or XLSX, as an attachment"),
+)
 def report(
     db: DB,
     ctx: Ctx,

@@ -91,8 +91,8 @@ class StreamCheckOut(BaseModel):
 def camera_streams(
     device_id: str,
     db: DB,
-    frm: Annotated[dt.datetime | None, Query(alias="from")] = None,
-    to: dt.datetime | None = None,
+    frm: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     limit: Limit = 1000,
 ) -> list[StreamCheckOut]:
     """The stored stream checks (码流检测): measured against the profile the camera declared."""

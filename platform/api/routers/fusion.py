@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.common import unvalidated
+from tianwang.api.defs.trajectories import Fusion
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
@@ -15,7 +17,7 @@ from tianwang.trajectories import fusion, query
 router = APIRouter(prefix="/api/v1", tags=["trajectories"])
 
 
-@router.get("/trajectories/fusion")
+@router.get("/trajectories/fusion", response_model=Fusion)
 def fuse(
     db: DB,
     a: Annotated[Audited, Depends(audited("trajectories.fusion"))],
@@ -25,7 +27,7 @@ def fuse(
     frm: Annotated[Instant | None, Query(alias="from")] = None,
     to: Instant | None = None,
     top: Annotated[int, Query(ge=1, le=100, description="associations kept per kind")] = fusion.Params.top,
-) -> dict[str, Any]:
+) -> Response:
     """Given exactly one of a plate, a person or a phone, the entities of the other two kinds ranked
     by spatio-temporal co-occurrence with it, each with its evidence, and the merged case timeline."""
     given = {
@@ -51,4 +53,4 @@ def fuse(
         {"kind": kind, "subject": subject, "from": res["from"], "to": res["to"], "top": top},
         len(res["associations"]),
     )
-    return res
+    return unvalidated(res)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.common import EVENT_STREAM
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.errors import TianwangError, ValidationFailed
@@ -215,6 +216,8 @@ def ack_alarm(alarm_id: AlarmId, body: hotlists.AckIn, db: DB, who: Investigator
 @router.get(
     "/alarms/stream",
     summary="Live alarms as server-sent events (send Accept: text/event-stream; resumes from Last-Event-ID)",
+    response_class=StreamingResponse,
+    responses=EVENT_STREAM,
 )
 async def alarm_stream(
     request: Request,

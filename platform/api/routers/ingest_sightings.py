@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tianwang import wakeups
+from tianwang.api.defs.system import ViidResponse
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import viid
@@ -73,6 +74,11 @@ def ingest_phones(body: Batch, db: DB, ctx: Ctx, request: Request, _who: AgentOn
 @router.post(
     "/VIID/MotorVehicles",
     summary="GA/T 1400 motor-vehicle push (MotorVehicleListObject → ResponseStatusListObject)",
+    response_model=ViidResponse,
+    responses={
+        400: {"model": ViidResponse, "description": "the body is not JSON or not a MotorVehicleListObject"},
+        413: {"model": ViidResponse, "description": "the body is too large"},
+    },
 )
 async def viid_motor_vehicles(request: Request, ctx: Ctx, _who: AgentOnly) -> JSONResponse:
     raw = await request.body()

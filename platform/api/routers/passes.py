@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from tianwang import clock
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.common import sheet_responses
+from tianwang.api.defs.passes import PassOut, PassPage
 from tianwang.api.deps import DB
 from tianwang.cameras import bulk
 from tianwang.errors import ValidationFailed
@@ -24,34 +25,6 @@ from tianwang.trajectories import search
 
 router = APIRouter(prefix="/api/v1", tags=["passes"])
 DEFAULT_WINDOW = dt.timedelta(days=1)
-
-
-class PassItem(BaseModel):
-    plate_no: str
-    plate_kind: str
-    plate_valid: bool
-    plate_color: str | None
-    vehicle_type: str | None
-    vehicle_color: str | None
-    ts: str
-    key: str
-    checkpoint_id: str
-    checkpoint_name: str | None
-    lon: float | None
-    lat: float | None
-    lane: int | None
-    direction_deg: float | None
-    speed_kmh: float | None
-    image_key: str | None
-    device_id: str | None
-
-
-class PassPage(BaseModel):
-    params: dict[str, Any]
-    items: list[PassItem]
-    next_cursor: str | None
-    total_estimate: int
-    total_exact: bool
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -137,7 +110,7 @@ def search_passes(
     return res
 
 
-EXPORT_FIELDS = list(PassItem.model_fields)
+EXPORT_FIELDS = list(PassOut.model_fields)
 TEXT_FIELDS = {
     "plate_no",
     "checkpoint_name",
@@ -149,7 +122,11 @@ TEXT_FIELDS = {
 }
 
 
-@router.get("/passes/export", response_class=StreamingResponse)
+@router.get(
+    "/passes/export",
+    response_class=StreamingResponse,
+    responses=sheet_responses("the passes as CSV (UTF-8 with a BOM) or XLSX, as an attachment"),
+)
 def export_passes(
     db: DB,
     a: Annotated[Audited, Depends(audited("passes.export"))],

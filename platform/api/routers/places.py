@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
-from pydantic import BaseModel
 from sqlalchemy import select
 
+from tianwang.api.defs.common import Page
+from tianwang.api.defs.places import RoadPage
 from tianwang.api.deps import DB, HUMANS, MAP_WRITE, require
 from tianwang.errors import NotFound
 from tianwang.pagination import paginate
@@ -34,11 +35,6 @@ def _area(r: Area) -> AreaOut:
     return AreaOut(code=r.code, name=r.name, kind=r.kind, parent=r.parent, geometry=r.geometry)
 
 
-class AreaPage(BaseModel):
-    items: list[AreaOut]
-    next_cursor: str | None
-
-
 @router.post("/areas", response_model=AreaOut, dependencies=WRITE)
 def put_area(body: AreaIn, db: DB, response: Response) -> AreaOut:
     row, created = service.upsert_area(db, body)
@@ -46,16 +42,16 @@ def put_area(body: AreaIn, db: DB, response: Response) -> AreaOut:
     return _area(row)
 
 
-@router.get("/areas", response_model=AreaPage, dependencies=READ)
+@router.get("/areas", response_model=Page[AreaOut], dependencies=READ)
 def list_areas(
     db: DB,
     kind: AreaKind | None = None,
     parent: str | None = None,
     limit: Limit = 100,
     cursor: str | None = None,
-) -> AreaPage:
+) -> Page[AreaOut]:
     page = service.list_areas(db, kind.value if kind else None, parent, limit, cursor)
-    return AreaPage(items=[_area(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[AreaOut](items=[_area(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/areas/{code}", response_model=AreaOut, dependencies=READ)
@@ -73,11 +69,6 @@ def _site(r: KeySite) -> KeySiteOut:
     return KeySiteOut(id=r.site_id, name=r.name, category=r.category, geometry=r.geometry)
 
 
-class KeySitePage(BaseModel):
-    items: list[KeySiteOut]
-    next_cursor: str | None
-
-
 @router.post("/key-sites", response_model=KeySiteOut, dependencies=WRITE)
 def put_key_site(body: KeySiteIn, db: DB, response: Response) -> KeySiteOut:
     row, created = service.upsert_key_site(db, body)
@@ -85,15 +76,15 @@ def put_key_site(body: KeySiteIn, db: DB, response: Response) -> KeySiteOut:
     return _site(row)
 
 
-@router.get("/key-sites", response_model=KeySitePage, dependencies=READ)
+@router.get("/key-sites", response_model=Page[KeySiteOut], dependencies=READ)
 def list_key_sites(
     db: DB, category: str | None = None, limit: Limit = 100, cursor: str | None = None
-) -> KeySitePage:
+) -> Page[KeySiteOut]:
     stmt = select(KeySite)
     if category:
         stmt = stmt.where(KeySite.category == category)
     page = paginate(db, stmt, KeySite.id, limit, cursor)
-    return KeySitePage(items=[_site(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[KeySiteOut](items=[_site(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.delete("/key-sites/{site_id}", status_code=204, dependencies=WRITE)
@@ -111,7 +102,7 @@ def import_roads(db: DB, body: Annotated[dict[str, Any], Body()]) -> ImportRepor
     return service.import_roads(db, body)
 
 
-@router.get("/roads", dependencies=READ)
+@router.get("/roads", response_model=RoadPage, dependencies=READ)
 def list_roads(db: DB, limit: Limit = 1000, cursor: str | None = None) -> dict[str, Any]:
     """Roads as a GeoJSON FeatureCollection page (`next_cursor` beside `features`)."""
     page = paginate(db, select(Road), Road.id, limit, cursor)
@@ -131,11 +122,6 @@ def _fence(r: Fence) -> FenceOut:
     return FenceOut(fence_id=r.fence_id, name=r.name, lon=r.lon, lat=r.lat, radius_m=r.radius_m)
 
 
-class FencePage(BaseModel):
-    items: list[FenceOut]
-    next_cursor: str | None
-
-
 @router.post("/fences", response_model=FenceOut, dependencies=WRITE)
 def put_fence(body: FenceIn, db: DB, response: Response) -> FenceOut:
     row, created = service.upsert_fence(db, body)
@@ -143,10 +129,10 @@ def put_fence(body: FenceIn, db: DB, response: Response) -> FenceOut:
     return _fence(row)
 
 
-@router.get("/fences", response_model=FencePage, dependencies=READ)
-def list_fences(db: DB, limit: Limit = 100, cursor: str | None = None) -> FencePage:
+@router.get("/fences", response_model=Page[FenceOut], dependencies=READ)
+def list_fences(db: DB, limit: Limit = 100, cursor: str | None = None) -> Page[FenceOut]:
     page = paginate(db, select(Fence), Fence.id, limit, cursor)
-    return FencePage(items=[_fence(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page[FenceOut](items=[_fence(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.delete("/fences/{fence_id}", status_code=204, dependencies=WRITE)

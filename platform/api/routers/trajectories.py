@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs.common import unvalidated
+from tianwang.api.defs.trajectories import AuditPage, PersonTrajectory, PhoneTrajectory, VehicleTrajectory
 from tianwang.api.deps import DB, require
 from tianwang.pagination import decode_cursor, encode_cursor
 from tianwang.protocol.fields import Instant
@@ -32,7 +34,7 @@ def _run(
     return res
 
 
-@router.get("/trajectories/vehicle/{plate_no}")
+@router.get("/trajectories/vehicle/{plate_no}", response_model=VehicleTrajectory)
 def vehicle_trajectory(
     plate_no: str,
     db: DB,
@@ -42,12 +44,12 @@ def vehicle_trajectory(
     limit: Limit = 1000,
     cursor: str | None = None,
     gap_s: Gap = query.DEFAULT_GAP_S,
-) -> dict[str, Any]:
+) -> Response:
     """A plate's passes in time order, split into trips, with GeoJSON (车辆轨迹)."""
-    return _run(db, a, "vehicle", plate_no, frm, to, limit, cursor, gap_s)
+    return unvalidated(_run(db, a, "vehicle", plate_no, frm, to, limit, cursor, gap_s))
 
 
-@router.get("/trajectories/person/{person_id}")
+@router.get("/trajectories/person/{person_id}", response_model=PersonTrajectory)
 def person_trajectory(
     person_id: str,
     db: DB,
@@ -57,12 +59,12 @@ def person_trajectory(
     limit: Limit = 1000,
     cursor: str | None = None,
     gap_s: Gap = query.DEFAULT_GAP_S,
-) -> dict[str, Any]:
+) -> Response:
     """A person's face sightings at the cameras' positions (人员轨迹)."""
-    return _run(db, a, "person", person_id, frm, to, limit, cursor, gap_s)
+    return unvalidated(_run(db, a, "person", person_id, frm, to, limit, cursor, gap_s))
 
 
-@router.get("/trajectories/phone/{imsi}")
+@router.get("/trajectories/phone/{imsi}", response_model=PhoneTrajectory)
 def phone_trajectory(
     imsi: str,
     db: DB,
@@ -72,12 +74,12 @@ def phone_trajectory(
     limit: Limit = 1000,
     cursor: str | None = None,
     gap_s: Gap = query.DEFAULT_GAP_S,
-) -> dict[str, Any]:
+) -> Response:
     """A phone's sightings at the fences' positions (手机信号轨迹)."""
-    return _run(db, a, "phone", imsi, frm, to, limit, cursor, gap_s)
+    return unvalidated(_run(db, a, "phone", imsi, frm, to, limit, cursor, gap_s))
 
 
-@router.get("/audit", dependencies=[Depends(require())])
+@router.get("/audit", response_model=AuditPage, dependencies=[Depends(require())])
 def audit_log(
     db: DB,
     user: str | None = None,
