@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tianwang.agents.assign import AgentInfo, DeviceRef, intersect_zones, owner
 from tianwang.auth.secrets_box import SecretBox
 from tianwang.auth.tokens import Principal
+from tianwang.cameras.service import join_userinfo, url_credentials
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.agents import Assignment, Command, Heartbeat, OnvifCredentials
 from tianwang.storage.models import Agent, AgentCommand, ApiToken, Camera, Checkpoint, utcnow
@@ -98,12 +99,14 @@ def _assignment(row: Camera | Checkpoint, box: SecretBox, kind: str) -> Assignme
             trust_device_addresses=bool(row.onvif_trust_device_addresses),
         )
     if isinstance(row, Camera):
+        creds = url_credentials(row, box)
         return Assignment(
             device_id=row.device_id,
             kind=kind,
             onvif=onvif,
-            rtsp_url=row.rtsp_url,
-            snapshot_url=row.snapshot_url,  # the registry's only; device answers are re-checked by the agent
+            # the registry's own (device answers are re-checked by the agent), credentials put back
+            rtsp_url=join_userinfo(row.rtsp_url, creds.get("rtsp_url")),
+            snapshot_url=join_userinfo(row.snapshot_url, creds.get("snapshot_url")),
             stream_uri=row.stream_uri,
             health_interval_s=row.health_interval_s,
             snapshot_interval_s=row.snapshot_interval_s,

@@ -145,6 +145,17 @@ async def _deliver_forever(app: FastAPI, ctx: AppContext) -> None:
     await Deliverer(ctx, outcome).run()
 
 
+def _seal_url_credentials(ctx: AppContext) -> None:
+    """Credentials a registry URL held before they were kept apart move to their encrypted column."""
+    from tianwang.cameras.service import seal_url_credentials
+
+    with ctx.db.session() as s:
+        n = seal_url_credentials(s, ctx.box)
+        s.commit()
+    if n:
+        log.warning("moved the credentials of %d cameras' URLs out of the URLs, encrypted", n)
+
+
 def create_app(settings: Settings | None = None, ctx: AppContext | None = None) -> FastAPI:
     settings = settings or get_settings()
     redact_access_log()
@@ -163,6 +174,7 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
         await _maintain_once(c)
         redact_access_log()  # again: uvicorn may have set its logging up after create_app
         warn_unbounded_agent_tokens(c)
+        _seal_url_credentials(c)
         sweeper = asyncio.create_task(_sweep_forever(c))
         maintainer = asyncio.create_task(_maintain_forever(c))
         tasks = [sweeper, maintainer]

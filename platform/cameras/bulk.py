@@ -647,8 +647,14 @@ class _Writer:
     def _columns(self, spec: CameraSpec, old: Row[Any] | None) -> dict[str, Any]:
         """The row's stored columns, through the same `apply_spec` the API uses."""
         stored_pw = old.onvif_password_enc if old is not None else None
-        # apply_spec only sets attributes; a plain namespace avoids an ORM object per row
-        ns = SimpleNamespace(onvif_password_enc=stored_pw)
+        # apply_spec only sets attributes; a plain namespace avoids an ORM object per row (it reads
+        # the stored URLs and their credentials, which it keeps while the URLs' hosts stay)
+        ns = SimpleNamespace(
+            onvif_password_enc=stored_pw,
+            rtsp_url=old.rtsp_url if old is not None else None,
+            snapshot_url=old.snapshot_url if old is not None else None,
+            url_credentials_enc=old.url_credentials_enc if old is not None else None,
+        )
         apply_spec(cast(Camera, ns), spec, self.box, keep_password=True)
         cols: dict[str, Any] = vars(ns)
         if stored_pw is not None and spec.onvif is not None and spec.onvif.password is not None:

@@ -14,7 +14,7 @@ import logging
 from pydantic import ValidationError
 
 from tianwang import clock
-from tianwang.cameras.service import get_row
+from tianwang.cameras.service import get_row, join_userinfo, url_credentials
 from tianwang.context import AppContext
 from tianwang.errors import ServiceUnavailable, ValidationFailed
 from tianwang.protocol import OnvifEndpoint, ProbeRequest, ProbeResult
@@ -52,7 +52,7 @@ def build_request(ctx: AppContext, row: Camera) -> ProbeRequest:
     return ProbeRequest(
         device_id=row.device_id,
         onvif=onvif,
-        snapshot_url=row.snapshot_url,
+        snapshot_url=join_userinfo(row.snapshot_url, url_credentials(row, ctx.box).get("snapshot_url")),
         deadline_s=ctx.settings.probe_deadline_s,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -29,8 +31,82 @@ def _enum_value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
+URL_FIELDS = ("rtsp_url", "snapshot_url")
+
+
+def split_userinfo(url: str | None) -> tuple[str | None, str | None]:
+    """(the URL without `user:password@`, that userinfo or None). The userinfo is a credential: it
+    is kept apart, encrypted, and never stored, returned or exported inside the URL."""
+    if not url:
+        return url, None
+    u = urllib.parse.urlsplit(url)
+    if "@" not in u.netloc:
+        return url, None
+    userinfo, _, hostport = u.netloc.rpartition("@")
+    return urllib.parse.urlunsplit((u.scheme, hostport, u.path, u.query, u.fragment)), userinfo or None
+
+
+def join_userinfo(url: str | None, userinfo: str | None) -> str | None:
+    """The URL as a device needs it: with its credentials put back (for the agent, never a user)."""
+    if not url or not userinfo:
+        return url
+    u = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((u.scheme, f"{userinfo}@{u.netloc}", u.path, u.query, u.fragment))
+
+
+def url_credentials(row: Any, box: SecretBox) -> dict[str, str]:
+    """The stored userinfo of the row's URLs, by field (empty when none, or when the key cannot read it)."""
+    enc = getattr(row, "url_credentials_enc", None)
+    if enc is None:
+        return {}
+    try:
+        return dict(json.loads(box.decrypt(enc)))
+    except (ValueError, TypeError):
+        return {}
+
+
+def _apply_url_credentials(row: Any, spec: CameraSpec, box: SecretBox) -> None:
+    """Store the spec's URLs without userinfo and their credentials encrypted: a URL given with
+    `user:password@` replaces its credentials; one given without keeps them while its host and port
+    stay (like the ONVIF password), and drops them when it points elsewhere or is removed."""
+    before = url_credentials(row, box)
+    after: dict[str, str] = {}
+    for name in URL_FIELDS:
+        old_url = getattr(row, name, None)
+        clean, userinfo = split_userinfo(getattr(spec, name))
+        if userinfo is not None:
+            after[name] = userinfo
+        elif clean and name in before and _url_host(clean) == _url_host(old_url):
+            after[name] = before[name]
+        setattr(row, name, clean)
+    if after == before and getattr(row, "url_credentials_enc", None) is not None:
+        return  # Fernet is randomised: unchanged credentials keep their bytes
+    row.url_credentials_enc = box.encrypt(json.dumps(after, sort_keys=True)) if after else None
+
+
+def seal_url_credentials(session: Session, box: SecretBox) -> int:
+    """Move credentials found inside stored URLs (rows written before they were kept apart) into
+    their encrypted column; run at the API's start. Idempotent; returns the rows changed."""
+    like = or_(Camera.rtsp_url.like("%@%"), Camera.snapshot_url.like("%@%"))
+    n = 0
+    for row in session.scalars(select(Camera).where(like)):
+        creds = url_credentials(row, box)
+        for name in URL_FIELDS:
+            clean, userinfo = split_userinfo(getattr(row, name))
+            if userinfo is not None:
+                creds[name] = userinfo
+                setattr(row, name, clean)
+        row.url_credentials_enc = box.encrypt(json.dumps(creds, sort_keys=True)) if creds else None
+        n += 1
+    session.flush()
+    return n
+
+
 def apply_spec(row: Camera, spec: CameraSpec, box: SecretBox, *, keep_password: bool = True) -> Camera:
+    _apply_url_credentials(row, spec, box)
     for name in _PLAIN:
+        if name in URL_FIELDS:
+            continue
         value = getattr(spec, name)
         if name == "lifecycle" and value is None:
             value = "in_use"
@@ -81,8 +157,6 @@ def spec_of(row: Camera) -> dict[str, Any]:
 
 
 def _url_host(url: str | None) -> str | None:
-    import urllib.parse
-
     if not url:
         return None
     try:

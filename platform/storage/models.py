@@ -132,8 +132,11 @@ class Camera(Base):
     onvif_password_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     # False: the XAddrs and URIs the device names are moved to the registered address (NAT)
     onvif_trust_device_addresses: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # stored without `user:password@`: the URLs' credentials are in url_credentials_enc (Fernet, a
+    # JSON object by field), given to the agent only (cameras.service.split_userinfo)
     rtsp_url: Mapped[str | None] = mapped_column(String(1000), default=None)
     snapshot_url: Mapped[str | None] = mapped_column(String(1000), default=None)
+    url_credentials_enc: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     stream_uri: Mapped[str | None] = mapped_column(String(1000), default=None)
     snapshot_uri: Mapped[str | None] = mapped_column(String(1000), default=None)
     health_interval_s: Mapped[int] = mapped_column(Integer, default=60)
