@@ -32,18 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from bench_passes import (  # the sibling bench's helpers
-    N_CHECKPOINTS,
-    PROVINCE,
-    cp_id,
-    drop_db,
-    make_db,
-    pct,
-    plate,
-    setup,
-    start_api,
-    stop_api,
-)
+from bench_passes import N_CHECKPOINTS, PROVINCE, cp_id, plate, setup  # the sibling bench's helpers
+from common import parse, pct, scratch_db, start_api, stop_api
 
 from tianwang.auth.tokens import create_token
 from tianwang.storage.db import Database
@@ -196,32 +186,26 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=2, help="client threads posting")
     ap.add_argument("--ticks", type=int, default=5, help="batches a second per sender")
     ap.add_argument("--workers", type=int, default=2, help="API worker processes")
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs")
-    args = ap.parse_args()
-    if args.smoke:
-        args.rate, args.seconds, args.senders, args.ticks, args.workers = 200, 3, 1, 5, 1
+    args = parse(ap, smoke={"rate": 200, "seconds": 3, "senders": 1, "ticks": 5, "workers": 1})
 
-    name, url = make_db()
-    tmp = tempfile.mkdtemp(prefix="tw-bench-")
     proc = None
     rx = Receiver()
-    try:
-        agent, inv = setup(url, 3)
-        db = Database(url)
-        with db.session() as s:
-            admin = create_token(s, "admin", "bench-admin")
-        db.dispose()
-        os.environ.setdefault("TIANWANG_ALARM_DELIVERY_POLL_S", "1.0")
-        proc, base = start_api(url, tmp, args.workers)
-        print(
-            f"PostgreSQL database {name}; API with {args.workers} worker(s); {os.cpu_count()} cores shared "
-            "by client, API, receiver and database"
-        )
-        run(base, agent, inv, admin, rx, args)
-    finally:
-        stop_api(proc)
-        rx.close()
-        drop_db(name)
+    with scratch_db("alarms") as (name, url), tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp:
+        try:
+            agent, inv = setup(url, 3)
+            db = Database(url)
+            with db.session() as s:
+                admin = create_token(s, "admin", "bench-admin")
+            db.dispose()
+            proc, base = start_api(url, tmp, args.workers, TIANWANG_ALARM_DELIVERY_POLL_S="1.0")
+            print(
+                f"PostgreSQL database {name}; API with {args.workers} worker(s); {os.cpu_count()} cores "
+                "shared by client, API, receiver and database"
+            )
+            run(base, agent, inv, admin, rx, args)
+        finally:
+            stop_api(proc)
+            rx.close()
 
 
 if __name__ == "__main__":

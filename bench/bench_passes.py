@@ -205,7 +205,7 @@ def ingest_api(base: str, token: str, items: list[dict[str, Any]], batch: int, t
 def empty_passes(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE passes")
-        conn.execute("TRUNCATE alarms")
+        conn.execute("TRUNCATE alarm_deliveries, alarms")
 
 
 def count_passes(dsn: str) -> int:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, base_time, pass_item, seed
 from tianwang.context import AppContext
-from tianwang.storage.models import AuditEntry
+from tianwang.storage.models import AuditEntry, Pass
 from tianwang.trajectories import clones, companions, records
 from tianwang.trajectories.clones import CloneParams, PassColumns, RoadNet, find_clones
 from tianwang.trajectories.companions import CompanionParams, find_companions
@@ -256,6 +256,15 @@ def test_companions_pure() -> None:
 # ---- ground truth: the movement simulator's planted clones and companion groups
 
 
+def _readable_passes(ctx: AppContext, frm: dt.datetime, to: dt.datetime) -> int:
+    """The stored passes the analyses read: a valid plate read off a vehicle, inside the window."""
+    with ctx.db.session() as s:
+        q = select(func.count()).where(
+            Pass.ts >= frm, Pass.ts <= to, Pass.plate_valid.is_(True), Pass.plate_kind.not_in(clones.NOT_READ)
+        )
+        return int(s.scalar(q) or 0)
+
+
 def test_cloned_plates_ground_truth(movement_world: tuple[AppContext, Any]) -> None:
     ctx, world = movement_world
     frm, to = world.window()
@@ -273,8 +282,9 @@ def test_cloned_plates_ground_truth(movement_world: tuple[AppContext, Any]) -> N
         f"({tp}/{len(found)} of {len(truth)}) {stats}"
     )
     assert precision >= 0.9 and recall >= 0.9, (found, truth)
-    # every pass of the world was read (the world is fixed by its seed and START, not by the day)
-    assert stats["passes"] == len(world.items["passes"])
+    # every pass with a plate read off a vehicle was read (the world is fixed by its seed and START,
+    # not by the day); misreads that lost a character are not a plate and are left out
+    assert stats["passes"] == _readable_passes(ctx, frm, to) > 0.95 * len(world.items["passes"])
     assert stats["checkpoints_on_roads"] == stats["checkpoints"]
     for it in items:
         assert it["contradictions"] >= 2
@@ -298,7 +308,7 @@ def test_loaders_agree(movement_world: tuple[AppContext, Any]) -> None:
         slow = clones.load_columns(s, sites, frm, to, portable=True)
         names_fast = np.array(fast.names(s, sites, np.arange(fast.n_plates)), object)[fast.cols.plate]
         names_slow = np.array(slow.names(s, sites, np.arange(slow.n_plates)), object)[slow.cols.plate]
-    assert len(fast.cols) == len(slow.cols) == len(world.items["passes"])
+    assert len(fast.cols) == len(slow.cols) == _readable_passes(ctx, frm, to)
     assert fast.n_plates == slow.n_plates
     a = sorted(zip(names_fast, fast.cols.ts.round(3).tolist(), fast.cols.cp.tolist(), strict=True))
     b = sorted(zip(names_slow, slow.cols.ts.round(3).tolist(), slow.cols.cp.tolist(), strict=True))

@@ -22,13 +22,7 @@ from tianwang.context import AppContext
 from tianwang.trajectories import records
 
 # answered as untyped objects until the alarm routes get their models (another change is on them)
-UNTYPED_FOR_NOW = {
-    ("POST", "/api/v1/hotlists"),
-    ("GET", "/api/v1/hotlists"),
-    ("GET", "/api/v1/hotlists/{hotlist_id}"),
-    ("DELETE", "/api/v1/hotlists/{hotlist_id}"),
-    ("GET", "/api/v1/alarms"),
-}
+UNTYPED_FOR_NOW: set[tuple[str, str]] = set()
 JSON = "application/json"
 
 

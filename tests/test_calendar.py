@@ -68,7 +68,8 @@ def test_same_world_on_far_apart_dates(tmp_path: Path) -> None:
     assert runs["today"]["machine_date"] == dt.date.today().isoformat()
     figures = {d: {k: v for k, v in r.items() if k != "machine_date"} for d, r in runs.items()}
     first = figures[DATES[0]]
-    assert first["stored"]["passes"] > 0 and 0 < first["passes_read"] <= first["stored"]["passes"]
+    assert first["stored"]["passes"] > 0 and 0.95 * first["stored"]["passes"] < first["passes_read"]
+    assert first["passes_read"] <= first["stored"]["passes"]
     assert first["clones"], "the planted cloned plates are found"
     for d, f in figures.items():
         assert f == first, (d, f, first)

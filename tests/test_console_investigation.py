@@ -478,8 +478,12 @@ def test_fusion_and_analyses_render_the_contract_and_errors(live_server, page) -
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.7)
     assert "inv-set" in (wins[1].query_selector("[data-testid=window-rect]").get_attribute("class") or "")
     page.click("#inv-an-run")
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=analysis-row]').length === 1")
-    assert PLATE in page.inner_text("#inv-an-result tbody")
+    # the stay-point answer above had one row too: wait for this answer's own row
+    page.wait_for_function(
+        "p => { const rows = document.querySelectorAll('[data-testid=analysis-row]');"
+        " return rows.length === 1 && rows[0].innerText.includes(p); }",
+        arg=PLATE,
+    )
     url, body = seen["/api/v1/analysis/collision"][0]
     assert httpx.URL(url).params["case_no"] == CASE
     sent = json.loads(body)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
+from tianwang.api.defs import alarms as defs
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.storage.models import Role
@@ -19,7 +20,7 @@ Staff = Annotated[Principal, Depends(require(Role.staff))]
 SinkId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=defs.Sink)
 def create_sink(body: alarm_sinks.SinkIn, db: DB, ctx: Ctx, who: Admin) -> dict[str, Any]:
     """Add a webhook (`url`, `secret` for the HMAC signature) or an MQTT sink (`topic` prefix, `url`
     of the broker, default mqtt://127.0.0.1:1883; `secret` is the broker password of the URL's user),
@@ -37,7 +38,7 @@ def create_sink(body: alarm_sinks.SinkIn, db: DB, ctx: Ctx, who: Admin) -> dict[
     return alarm_sinks.sink_dict(sink)
 
 
-@router.get("")
+@router.get("", response_model=defs.SinkList)
 def list_sinks(db: DB, _who: Staff) -> dict[str, Any]:
     """Every sink with `pending`, its undelivered alarms (the outbox depth), and `last_error`, why the
     latest try of one of them failed."""

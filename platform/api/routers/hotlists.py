@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from tianwang.api.audit import Audited, audited
+from tianwang.api.defs import alarms as defs
 from tianwang.api.defs.common import EVENT_STREAM
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
@@ -46,7 +47,7 @@ class NotAcceptable(TianwangError):
     type_ = "urn:tianwang:problem:not-acceptable"
 
 
-@router.post("/hotlists", status_code=201)
+@router.post("/hotlists", status_code=201, response_model=defs.CreatedHotlist)
 def create_hotlist(
     body: hotlists.HotlistIn, db: DB, ctx: Ctx, request: Request, who: Investigator
 ) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def create_hotlist(
     return {**hotlists.hotlist_dict(h, entries), "retro_alarms": len(past)}
 
 
-@router.get("/hotlists")
+@router.get("/hotlists", response_model=defs.HotlistPage)
 def list_hotlists(
     db: DB,
     a: Annotated[Audited, Depends(audited("hotlists.list"))],
@@ -146,7 +147,7 @@ def list_hotlists(
     return {"items": items, "next_cursor": encode_cursor(rows[-1].id) if more and rows else None}
 
 
-@router.get("/hotlists/{hotlist_id}")
+@router.get("/hotlists/{hotlist_id}", response_model=defs.Hotlist)
 def get_hotlist(
     hotlist_id: HotlistId, db: DB, a: Annotated[Audited, Depends(audited("hotlists.get"))]
 ) -> dict[str, Any]:
@@ -155,7 +156,7 @@ def get_hotlist(
     return hotlists.hotlist_dict(h, entries)
 
 
-@router.delete("/hotlists/{hotlist_id}")
+@router.delete("/hotlists/{hotlist_id}", response_model=defs.Hotlist)
 def withdraw_hotlist(
     hotlist_id: HotlistId,
     db: DB,
@@ -170,7 +171,7 @@ def withdraw_hotlist(
     return hotlists.hotlist_dict(h, entries)
 
 
-@router.get("/alarms")
+@router.get("/alarms", response_model=defs.AlarmPage)
 def list_alarms(
     db: DB,
     who: Investigator,
@@ -196,7 +197,7 @@ def list_alarms(
     }
 
 
-@router.post("/alarms/{alarm_id}/ack")
+@router.post("/alarms/{alarm_id}/ack", response_model=defs.Alarm)
 def ack_alarm(alarm_id: AlarmId, body: hotlists.AckIn, db: DB, who: Investigator) -> dict[str, Any]:
     """Acknowledge (签收) an alarm: `confirmed` or `false_positive`, with a note; audited under the
     case of its hotlist. A later acknowledgement replaces it (the audit log keeps each one)."""
