@@ -485,7 +485,9 @@ def test_collision_api(client: TestClient, ctx: AppContext, tokens: dict[str, st
     # the audit row
     with ctx.db.session() as s:
         rows = s.scalars(
-            select(AuditEntry).where(AuditEntry.route == "analysis.collision").order_by(AuditEntry.id)
+            select(AuditEntry)
+            .where(AuditEntry.route == "analysis.collision", AuditEntry.outcome == "ok")
+            .order_by(AuditEntry.id)
         ).all()
     assert len(rows) == 5 and {x.case_no for x in rows} == {CASE["case_no"]}
     assert rows[0].user_name == "test-investigator" and rows[0].result_size == 1
@@ -530,7 +532,9 @@ def test_collision_api_refusals(client: TestClient, ctx: AppContext, tokens: dic
     refused({"windows": good, "kind": "boat"}, None)
     refused({"windows": []}, None)
     with ctx.db.session() as s:
-        assert s.scalars(select(AuditEntry)).all() == []  # refused calls are not answers
+        assert (
+            s.scalars(select(AuditEntry).where(AuditEntry.outcome == "ok")).all() == []
+        )  # refused: no answer
 
 
 def test_place_analyses_api(client: TestClient, ctx: AppContext, tokens: dict[str, str]) -> None:
@@ -617,7 +621,7 @@ def test_place_analyses_api(client: TestClient, ctx: AppContext, tokens: dict[st
         r = client.get(f"/api/v1/analysis/{path}", params={"plate_no": "粤B0000S"}, headers=h)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "case_no"
     with ctx.db.session() as s:
-        routes = sorted(x.route for x in s.scalars(select(AuditEntry)))
+        routes = sorted(x.route for x in s.scalars(select(AuditEntry).where(AuditEntry.outcome == "ok")))
     assert routes == [
         *["analysis.first_entry"] * 3,
         *["analysis.night_active"],

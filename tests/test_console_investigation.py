@@ -556,7 +556,12 @@ def test_hotlist_list_is_newest_first_filtered_paginated_and_audited(
         == 403
     )
     log = client.get("/api/v1/audit", headers=auth(tokens["admin"])).json()["items"]
-    listed = [(e["case_no"], e["result_size"]) for e in log if e["route"] == "hotlists.list"]
+    listed = [
+        (e["case_no"], e["result_size"])
+        for e in log
+        if e["route"] == "hotlists.list" and e["outcome"] == "ok"
+    ]
+    assert [e["reason"][:3] for e in log if e["outcome"] == "refused"] == ["422", "403"]  # refused: audited
     assert listed == [("C1", 4), ("C1", 2), ("C1", 2), ("C1", 2), ("C1", 3), ("C1", 3), ("C1", 1)]
 
 

@@ -428,7 +428,9 @@ def _audit(ctx: AppContext) -> list[AuditEntry]:
     with ctx.db.session() as s:
         return list(
             s.scalars(
-                select(AuditEntry).where(AuditEntry.route == "trajectories.fusion").order_by(AuditEntry.id)
+                select(AuditEntry)
+                .where(AuditEntry.route == "trajectories.fusion", AuditEntry.outcome == "ok")
+                .order_by(AuditEntry.id)
             )
         )
 

@@ -632,5 +632,8 @@ class AuditEntry(Base):
     case_no: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result_size: Mapped[int] = mapped_column(Integer, default=0)
+    # "ok", or "refused" (the role may not, or no case number) with the reason
+    outcome: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
+    reason: Mapped[str | None] = mapped_column(String(300), default=None)
 
     __table_args__ = (Index("ix_audit_log_user_at", "user_name", "at"),)

@@ -18,6 +18,7 @@ from tianwang.errors import ValidationFailed
 from tianwang.storage.models import AuditEntry, utcnow
 
 MAX_CASE_NO = 64
+NO_CASE = "-"  # a refused call that named no (printable) case number
 
 
 def check_case_no(case_no: str | None) -> str:
@@ -56,8 +57,12 @@ def record(
     case_no: str,
     params: dict[str, Any],
     result_size: int,
+    outcome: str = "ok",
+    reason: str | None = None,
 ) -> AuditEntry:
     row = AuditEntry(
+        outcome=outcome,
+        reason=reason,
         at=utcnow(),
         user_name=user,
         role=role,

@@ -47,7 +47,7 @@ ShownText = Annotated[Text, AfterValidator(check_display_text)]
 Kind = Literal["plate", "imsi", "person"]
 CHUNK = 5000
 # case_no of an alarm-read audit row when the reader named none (alarms span every case)
-NO_CASE = "-"
+NO_CASE = audit.NO_CASE
 # active hours are local time (China Standard Time), as the people who set them read a clock
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 MAX_RETRO_DAYS = 92

@@ -98,6 +98,8 @@ class AuditEntry(Out):
     case_no: str
     params: dict[str, Any] = Field(description="the call's parameters as applied")
     result_size: int
+    outcome: Literal["ok", "refused"]
+    reason: str | None = Field(description="why a refused call was refused (status: detail)")
 
 
 AuditPage = Page[AuditEntry]

@@ -107,6 +107,8 @@ def audit_log(
                 "case_no": r.case_no,
                 "params": r.params,
                 "result_size": r.result_size,
+                "outcome": r.outcome,
+                "reason": r.reason,
             }
             for r in rows
         ],
