@@ -5,7 +5,7 @@ with planted clone pairs and companion groups); the passes go into a fresh datab
 rows the ingest would store: plate classified, colours as codes), the city's checkpoints and roads
 into the registry. Then, each beside its peer measured in the same run:
 
-1. cloned plates over the whole window (`tianwang.trajectories.clones.analyse`, what the API
+1. cloned plates over the whole window (`tianwang.analyses.clones.analyse`, what the API
    runs): seconds, precision and recall against the planted pairs; peers: a bare `count(*)` of the
    window's passes and a binary COPY of every pass's (plate, time, checkpoint), drained — the floor
    of any analysis that reads every pass out of the database;
@@ -48,9 +48,10 @@ from common import (
 )
 from sqlalchemy import text
 
+from tianwang.analyses import clones, companions
+from tianwang.records import partitions
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint, Road
-from tianwang.trajectories import clones, companions, partitions
 
 GOAL = 0.95
 TRAJECTORY = "SELECT ts, checkpoint_id FROM passes WHERE plate_no = :p AND ts >= :f AND ts <= :t"

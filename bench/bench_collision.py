@@ -4,7 +4,7 @@ Loads N passes (default 10M: one day of a city of 5,000 checkpoints and 1M plate
 partitioned, fully indexed `passes` table of a fresh database, plants subjects seen at three places,
 then times, each beside its peer measured in the same run:
 
-1. the collision (`tianwang.trajectories.collision`: areas → sensors from the registry, one SQL
+1. the collision (`tianwang.analyses.collision`: areas → sensors from the registry, one SQL
    statement) for three windows (±`--minutes` around each planted pass, a square of `--area-m`
    around its checkpoint), p50 / p95 over the planted subjects — against the bare index range scans
    of the same three windows' rows (plate_no of `checkpoint_id = ANY(...) AND ts in range`, SQL
@@ -35,9 +35,10 @@ import numpy as np
 import psycopg
 from common import parse, pct, raw_dsn, scratch_db
 
+from tianwang.analyses import collision, entries, nightlife
+from tianwang.records import partitions
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint
-from tianwang.trajectories import collision, entries, nightlife, partitions
 
 LON0, LAT0 = 113.90, 22.50
 SPACING_M = 400.0

@@ -31,8 +31,9 @@ import psycopg
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.orm import Session
 
+from tianwang.analyses import fusion
+from tianwang.records import partitions, query
 from tianwang.storage.models import Camera, Checkpoint, Fence
-from tianwang.trajectories import fusion, partitions, query
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 GOAL_PRECISION = 0.95

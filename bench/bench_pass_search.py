@@ -5,7 +5,7 @@ same rows measured in the same run:
    fully indexed partitioned table, the trigram index on the plate included (its ingest cost shows
    in the COPY rate);
 2. one page (100 passes) and the capped count of a plate pattern over a one-day window, p50/p95,
-   through `tianwang.trajectories.search` (SQL + Python, no HTTP):
+   through `tianwang.records.search` (SQL + Python, no HTTP):
    - a wildcard with a prefix (`粤A1?35*`: three digits of the serial seen: the bench's serials
      are digits only, so this is as selective as `粤B1?3*` among real plates), goal p95 ≤ 50 ms;
    - a leading wildcard (`*1234`: the last four seen), goal p95 ≤ 500 ms;
@@ -31,8 +31,8 @@ from bench_passes import N_CHECKPOINTS, plate, setup
 from bench_trajectory import day_rows
 from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db
 
+from tianwang.records import search
 from tianwang.storage.db import Database
-from tianwang.trajectories import search
 
 FLOOR_SQL = (
     "SELECT p.*, c.name, c.lon, c.lat FROM passes p LEFT JOIN checkpoints c USING (checkpoint_id) "

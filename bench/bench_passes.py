@@ -37,9 +37,9 @@ import psycopg
 from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db, start_api, stop_api
 
 from tianwang.auth.tokens import create_token
+from tianwang.records import partitions
 from tianwang.storage.db import Database
 from tianwang.storage.models import Checkpoint
-from tianwang.trajectories import partitions
 
 PROVINCE = "粤"
 N_CHECKPOINTS = 300

@@ -54,8 +54,8 @@ def db_maintain(
     retention_days: Annotated[int | None, typer.Option(help="drop records older than this")] = None,
 ) -> None:
     """Make day partitions ahead and drop those past retention (passes, face and phone sightings)."""
+    from tianwang.records.partitions import maintain_engine
     from tianwang.storage.db import make_engine
-    from tianwang.trajectories.partitions import maintain_engine
 
     s = get_settings()
     engine = make_engine(s.effective_database_url)

@@ -1,7 +1,7 @@
 """The time checks every ingest applies to a record's `ts`: an offset, not in the future, not past retention.
 
 One copy for health and snapshot observations (cameras/evidence.py) and for passes, faces and
-phones (trajectories/records.py), so a device clock gone wrong is refused the same way everywhere.
+phones (records/ingest.py), so a device clock gone wrong is refused the same way everywhere.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ from cryptography.fernet import Fernet
 
 from tests import movement_support
 from tianwang import clock
+from tianwang.analyses import clones
+from tianwang.analyses.clones import CloneParams
 from tianwang.config import Settings
 from tianwang.context import AppContext
 from tianwang.storage import migrate
-from tianwang.trajectories import clones
-from tianwang.trajectories.clones import CloneParams
 
 
 def figures(tmp: Path) -> dict[str, object]:

@@ -28,7 +28,7 @@ from tianwang.checkpoints.schemas import CheckpointSpec
 from tianwang.context import AppContext
 from tianwang.places import service as places
 from tianwang.places.schemas import AreaIn, FenceIn, KeySiteIn
-from tianwang.trajectories import records
+from tianwang.records import ingest as records
 
 CITY = CityParams(cameras=500, seed=11, inner_checkpoints=250, face_cameras=40)
 DAYS = 3

@@ -32,13 +32,14 @@ from sqlalchemy import func, select
 
 from tests.conftest import IN_CI, LiveServer, auth, free_port
 from tests.sightings_support import CP1, CP2, base_time, pass_item, seed
+from tianwang.alarms import sinks as alarm_sinks
+from tianwang.alarms.delivery import Deliverer
 from tianwang.api.app import create_app
 from tianwang.auth.tokens import create_token
 from tianwang.config import Settings
 from tianwang.context import AppContext
+from tianwang.records import ingest as records
 from tianwang.storage.models import AlarmDelivery, AlarmSink, Hotlist, HotlistEntry, utcnow
-from tianwang.trajectories import alarm_sinks, records
-from tianwang.trajectories.alarm_delivery import Deliverer
 
 SECRET = "webhook-secret-✓"
 CASE = "A4403052026110009"

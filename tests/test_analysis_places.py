@@ -33,14 +33,15 @@ from tests.sightings_support import (
     pass_item,
     seed,
 )
+from tianwang.analyses import collision, entries, nightlife, staypoints
 from tianwang.checkpoints import service as checkpoints
 from tianwang.checkpoints.schemas import CheckpointSpec
 from tianwang.context import AppContext
 from tianwang.errors import ValidationFailed
 from tianwang.places import service as places
 from tianwang.places.schemas import AreaIn
+from tianwang.records import ingest as records
 from tianwang.storage.models import AuditEntry
-from tianwang.trajectories import collision, entries, nightlife, records, staypoints
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 NIGHT = nightlife.Night.parse("22:00", "05:00", "+08:00")

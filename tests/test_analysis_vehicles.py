@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, base_time, pass_item, seed
+from tianwang.analyses import clones, companions
+from tianwang.analyses.clones import CloneParams, PassColumns, RoadNet, find_clones
+from tianwang.analyses.companions import CompanionParams, find_companions
 from tianwang.context import AppContext
+from tianwang.records import ingest as records
 from tianwang.storage.models import AuditEntry, Pass
-from tianwang.trajectories import clones, companions, records
-from tianwang.trajectories.clones import CloneParams, PassColumns, RoadNet, find_clones
-from tianwang.trajectories.companions import CompanionParams, find_companions
 
 # five sites on a parallel, 10 km apart east–west (0.0973° of longitude at 22.5° N ≈ 10 km)
 LAT = 22.5

@@ -19,7 +19,7 @@ from tianwang.api.app import create_app
 from tianwang.api.defs.common import Out
 from tianwang.api.routers import coverage, fusion, trajectories
 from tianwang.context import AppContext
-from tianwang.trajectories import records
+from tianwang.records import ingest as records
 
 # answered as untyped objects until the alarm routes get their models (another change is on them)
 UNTYPED_FOR_NOW: set[tuple[str, str]] = set()

@@ -346,7 +346,7 @@ def test_audit_log_refuses_truncate_on_postgres(db_url: str, ctx: AppContext) ->
     from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError
 
-    from tianwang.trajectories import audit
+    from tianwang import audit
 
     with ctx.db.session() as s:
         audit.record(s, user="u", role="investigator", route="r", case_no="C", params={}, result_size=0)

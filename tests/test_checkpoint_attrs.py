@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, base_time, pass_item, seed
+from tianwang.analyses import clones, entries
+from tianwang.analyses.clones import CloneParams, PassColumns, find_clones
 from tianwang.checkpoints import codes
 from tianwang.context import AppContext
-from tianwang.trajectories import clones, entries, records
-from tianwang.trajectories.clones import CloneParams, PassColumns, find_clones
+from tianwang.records import ingest as records
 
 KK = "44030500001210000001"
 

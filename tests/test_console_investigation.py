@@ -289,7 +289,7 @@ def test_fusion_and_analyses_render_the_contract_and_errors(live_server, page) -
     page.fill("#inv-to", _local(page, t + dt.timedelta(hours=5)))
 
     # fusion: associations ranked by score, evidence expandable, one drawn from its real trajectory
-    # (the shapes of platform/trajectories/fusion.py: sightings {kind, id, ts, key, <sensor>, lon, lat})
+    # (the shapes of platform/analyses/fusion.py: sightings {kind, id, ts, key, <sensor>, lon, lat})
     cp1, f1 = CHECKPOINTS[CP1], FENCES["F-NS-01"]
 
     def sighting(kind: str, sid: str, sensor: tuple[str, str], where: tuple[float, float]) -> dict[str, Any]:
@@ -447,7 +447,7 @@ def test_fusion_and_analyses_render_the_contract_and_errors(live_server, page) -
     assert "暂不可用" in page.inner_text("#inv-an-error")
     assert page.query_selector_all("[data-testid=analysis-row]") == []
     assert httpx.URL(seen["/api/v1/analysis/stay-points"][0][0]).params["imsi"] == IMSI
-    # the shape of platform/trajectories/staypoints.py: a place per row, drawn on the map
+    # the shape of platform/analyses/staypoints.py: a place per row, drawn on the map
     place = {
         "lon": f1[0],
         "lat": f1[1],

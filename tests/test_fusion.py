@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, FACE_CAMERA, FENCES, base_time, pass_item, seed
+from tianwang.analyses import fusion
+from tianwang.analyses.fusion import Params, Sightings
 from tianwang.context import AppContext
+from tianwang.records import ingest as records
 from tianwang.storage.models import AuditEntry
-from tianwang.trajectories import fusion, records
-from tianwang.trajectories.fusion import Params, Sightings
 
 LON0, LAT0 = 114.05, 22.55
 # degrees of longitude per metre along LAT0, on the sphere fusion measures on

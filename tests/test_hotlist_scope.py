@@ -14,10 +14,10 @@ from sqlalchemy import select
 from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, FACE_CAMERA, base_time, pass_item, seed
 from tianwang import clock
+from tianwang.alarms import hotlists
 from tianwang.auth.tokens import create_token
 from tianwang.context import AppContext
 from tianwang.storage.models import AuditEntry, Hotlist
-from tianwang.trajectories import hotlists
 
 CASE = "A4403052026120016"
 PLATE = "粤B12345"

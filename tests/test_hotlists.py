@@ -14,13 +14,14 @@ from sqlalchemy import select
 
 from tests.conftest import LiveServer, auth
 from tests.sightings_support import CP2, FACE_CAMERA, base_time, pass_item, seed
+from tianwang.alarms import hotlists
 from tianwang.api.app import create_app
 from tianwang.auth.tokens import Principal, create_token
 from tianwang.config import Settings
 from tianwang.context import AppContext
 from tianwang.errors import Forbidden, ValidationFailed
+from tianwang.records import ingest as records
 from tianwang.storage.models import AuditEntry, Role
-from tianwang.trajectories import hotlists, records
 
 TIMEOUT = httpx.Timeout(10.0)
 

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # (folder, the package name it is installed as)
 TREES = [("platform", "tianwang"), ("edge_agent", "edge_agent"), ("simulator", "simulator")]
-DOMAIN = ["cameras", "checkpoints", "places", "coverage", "trajectories", "auth", "storage"]
+DOMAIN = ["cameras", "checkpoints", "places", "coverage", "records", "analyses", "alarms", "auth", "storage"]
 
 
 def listed_packages() -> set[str]:

@@ -21,8 +21,9 @@ from tests.conftest import auth
 from tests.sightings_support import CP1, CP2, CP3, base_time, pass_item, seed
 from tianwang.context import AppContext
 from tianwang.errors import ValidationFailed
+from tianwang.records import ingest as records
+from tianwang.records import search
 from tianwang.storage.models import AuditEntry
-from tianwang.trajectories import records, search
 
 CASE = "A4403052026120001"
 # the classes written here from the list, not imported: the test checks the code's table

@@ -13,8 +13,9 @@ from tianwang import record_time
 from tianwang.checkpoints import viid
 from tianwang.context import AppContext
 from tianwang.protocol.sightings import EXTRA_WARNINGS
+from tianwang.records import ingest as records
+from tianwang.records import partitions
 from tianwang.storage.models import FaceSighting, Pass, PhoneSighting
-from tianwang.trajectories import partitions, records
 
 
 def test_passes_native_batch(client: TestClient, ctx: AppContext, tokens: dict[str, str]) -> None:

@@ -14,8 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from tests.conftest import auth
 from tests.sightings_support import CHECKPOINTS, CP1, CP2, CP3, FACE_CAMERA, base_time, pass_item, seed
 from tianwang.context import AppContext
-from tianwang.trajectories import partitions, records
-from tianwang.trajectories.trips import split
+from tianwang.records import ingest as records
+from tianwang.records import partitions
+from tianwang.records.trips import split
 
 PLATE = "粤B12345"
 
@@ -212,7 +213,7 @@ def test_audit_required_recorded_and_admin_only(
 @pytest.mark.parametrize("db_url", [pytest.param("pg", marks=pytest.mark.pg)], indirect=True)
 def test_audit_log_refuses_update_and_delete_on_postgres(db_url: str, ctx: AppContext) -> None:
     assert db_url.startswith("postgresql")
-    from tianwang.trajectories import audit
+    from tianwang import audit
 
     with ctx.db.session() as s:
         audit.record(s, user="u", role="investigator", route="r", case_no="C", params={}, result_size=0)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from tianwang.api import problems
 from tianwang.api.routers import (
+    agent_ingest,
     agents,
     alarm_sinks,
     analysis,
@@ -25,11 +26,10 @@ from tianwang.api.routers import (
     evidence,
     fusion,
     hotlists,
-    ingest,
-    ingest_sightings,
     objects,
     passes,
     places,
+    records_ingest,
     system,
     trajectories,
 )
@@ -109,7 +109,7 @@ async def _maintain_once(ctx: AppContext) -> None:
     """Keep day partitions ahead and drop those past retention (idempotent; replicas take turns)."""
     from starlette.concurrency import run_in_threadpool
 
-    from tianwang.trajectories.partitions import maintain_engine
+    from tianwang.records.partitions import maintain_engine
 
     s = ctx.settings
     try:
@@ -134,7 +134,7 @@ async def _maintain_forever(ctx: AppContext) -> None:
 
 async def _deliver_forever(app: FastAPI, ctx: AppContext) -> None:
     """Send the alarm outbox to webhooks and MQTT (every worker and replica may: rows are leased)."""
-    from tianwang.trajectories.alarm_delivery import Deliverer
+    from tianwang.alarms.delivery import Deliverer
 
     metrics = getattr(app.state, "metrics", None)
 
@@ -229,9 +229,9 @@ def create_app(settings: Settings | None = None, ctx: AppContext | None = None) 
     app.include_router(checkpoints.router)
     app.include_router(places.router)
     app.include_router(agents.router)
-    app.include_router(ingest.router)
+    app.include_router(agent_ingest.router)
     app.include_router(evidence.router)
-    app.include_router(ingest_sightings.router)
+    app.include_router(records_ingest.router)
     app.include_router(fusion.router)  # before trajectories: /trajectories/fusion
     app.include_router(trajectories.router)
     app.include_router(passes.router)

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from tianwang import audit
 from tianwang.api.deps import get_ctx, get_principal, require
 from tianwang.auth.tokens import Principal
 from tianwang.context import AppContext
 from tianwang.errors import Forbidden, TianwangError, ValidationFailed
 from tianwang.storage.models import Role
-from tianwang.trajectories import audit
 
 
 @dataclass

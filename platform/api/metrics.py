@@ -27,10 +27,10 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tianwang import wakeups
+from tianwang.alarms import sinks as alarm_sinks
 from tianwang.api.deps import require
 from tianwang.auth.tokens import Principal
 from tianwang.storage.models import Alarm, AlarmSink, Camera, Checkpoint, Role
-from tianwang.trajectories import alarm_sinks
 
 log = logging.getLogger("tianwang.api.metrics")
 

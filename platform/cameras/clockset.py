@@ -12,13 +12,12 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from tianwang import clock
+from tianwang import audit, clock
 from tianwang.auth.tokens import Principal
 from tianwang.cameras.evidence import clock_fault
 from tianwang.cameras.service import get_row
 from tianwang.context import AppContext
 from tianwang.errors import ServiceUnavailable, ValidationFailed
-from tianwang.trajectories import audit
 from tianwang.wakeups import WakeHub
 
 AGENT_MARGIN_S = 10.0

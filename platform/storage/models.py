@@ -439,7 +439,7 @@ class Pass(Base):
     __table_args__ = (
         Index("ix_passes_ts_brin", "ts", postgresql_using="brin"),
         Index("ix_passes_checkpoint_ts", "checkpoint_id", "ts"),
-        # pass search (trajectories/search.py): wildcard and look-alike plate patterns
+        # pass search (records/search.py): wildcard and look-alike plate patterns
         Index(
             "ix_passes_plate_trgm",
             "plate_no",

@@ -9,10 +9,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
 
+from tianwang.analyses import collision
 from tianwang.api.defs.common import Number, Out, Timestamp
 from tianwang.api.defs.trajectories import Kind
 from tianwang.protocol.fields import Instant
-from tianwang.trajectories import collision
 from tianwang.validation import InputModel
 
 I = TypeVar("I")  # noqa: E741

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
+from tianwang import audit
+from tianwang.alarms import sinks as alarm_sinks
+from tianwang.alarms.hotlists import NO_CASE
 from tianwang.api.defs import alarms as defs
 from tianwang.api.deps import DB, Ctx, require
 from tianwang.auth.tokens import Principal
 from tianwang.storage.models import Role
-from tianwang.trajectories import alarm_sinks, audit
-from tianwang.trajectories.hotlists import NO_CASE
 
 router = APIRouter(prefix="/api/v1/alarm-sinks", tags=["hotlists"])
 Admin = Annotated[Principal, Depends(require())]

@@ -13,13 +13,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from tianwang.analyses import clones, companions
 from tianwang.api.audit import Audited, audited
 from tianwang.api.defs.analysis import ClonedPlates, Companions
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
 from tianwang.protocol.fields import Instant
-from tianwang.trajectories import clones, companions, query
+from tianwang.records import query
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 From = Annotated[Instant | None, Query(alias="from", description="window start (default: to − 7 days)")]

@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from tianwang.analyses import collision, entries, nightlife, staypoints
 from tianwang.api.audit import Audited, audited
 from tianwang.api.defs.analysis import Collision, CollisionIn, FirstEntries, NightActive, StayPoints
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
-from tianwang.trajectories import collision, entries, nightlife, query, staypoints
+from tianwang.records import query
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 From = Annotated[Instant | None, Query(alias="from")]

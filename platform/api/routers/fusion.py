@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from tianwang.analyses import fusion
 from tianwang.api.audit import Audited, audited
 from tianwang.api.defs.common import unvalidated
 from tianwang.api.defs.trajectories import Fusion
 from tianwang.api.deps import DB
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
-from tianwang.trajectories import fusion, query
+from tianwang.records import query
 
 router = APIRouter(prefix="/api/v1", tags=["trajectories"])
 

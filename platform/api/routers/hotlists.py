@@ -14,6 +14,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from tianwang import audit
+from tianwang.alarms import hotlists
 from tianwang.api.audit import Audited, audited
 from tianwang.api.defs import alarms as defs
 from tianwang.api.defs.common import EVENT_STREAM
@@ -23,7 +25,6 @@ from tianwang.errors import TianwangError, ValidationFailed
 from tianwang.pagination import decode_cursor, encode_cursor
 from tianwang.protocol.fields import Instant
 from tianwang.storage.models import Hotlist, HotlistEntry, Role, utcnow
-from tianwang.trajectories import audit, hotlists
 from tianwang.wakeups import ALARMS, WakeHub
 
 router = APIRouter(prefix="/api/v1", tags=["hotlists"])

@@ -21,7 +21,7 @@ from tianwang.api.deps import DB
 from tianwang.cameras import bulk
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
-from tianwang.trajectories import search
+from tianwang.records import search
 
 router = APIRouter(prefix="/api/v1", tags=["passes"])
 DEFAULT_WINDOW = dt.timedelta(days=1)

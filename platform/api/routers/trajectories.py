@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from tianwang import audit
 from tianwang.api.audit import Audited, audited
 from tianwang.api.defs.common import unvalidated
 from tianwang.api.defs.trajectories import AuditPage, PersonTrajectory, PhoneTrajectory, VehicleTrajectory
 from tianwang.api.deps import DB, require
 from tianwang.pagination import decode_cursor, encode_cursor
 from tianwang.protocol.fields import Instant
-from tianwang.trajectories import audit, query
+from tianwang.records import query
 
 router = APIRouter(prefix="/api/v1", tags=["trajectories"])
 From = Annotated[Instant | None, Query(alias="from")]

@@ -149,7 +149,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         # the default partitions, so no row is ever refused for its time; the day partitions are
-        # the maintenance run's (tianwang.trajectories.partitions.maintain, at the API's start and
+        # the maintenance run's (tianwang.records.partitions.maintain, at the API's start and
         # on its timer), which moves a day's rows out of the default partition when it makes it.
         # The DDL is frozen here: this migration never follows later edits of that module.
         op.execute(f"CREATE SCHEMA IF NOT EXISTS {PARTS_SCHEMA}")

@@ -19,8 +19,8 @@ from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import viid
 from tianwang.protocol.ingest import Batch
 from tianwang.protocol.sightings import RecordReply
+from tianwang.records import ingest as records
 from tianwang.storage.models import Role
-from tianwang.trajectories import records
 
 router = APIRouter(tags=["ingest"])
 AgentOnly = Annotated[Principal, Depends(require(Role.agent, admin=False))]

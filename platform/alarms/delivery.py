@@ -32,11 +32,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from tianwang.alarms import hotlists
+from tianwang.alarms import sinks as alarm_sinks
+from tianwang.alarms.sinks import Job, SinkConf
 from tianwang.config import Settings
 from tianwang.context import AppContext
 from tianwang.storage.models import Alarm, utcnow
-from tianwang.trajectories import alarm_sinks, hotlists
-from tianwang.trajectories.alarm_sinks import Job, SinkConf
 
 log = logging.getLogger("tianwang.alarm_delivery")
 

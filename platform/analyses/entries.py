@@ -26,11 +26,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import BigInteger, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from tianwang.analyses.nightlife import epoch_s, is_pg, one_of
 from tianwang.checkpoints.codes import CITY_ENTRY
 from tianwang.coverage.geometry import LocalProjection
 from tianwang.errors import NotFound, ValidationFailed
 from tianwang.storage.models import Area, Checkpoint, CheckpointLane, Pass, Road
-from tianwang.trajectories.nightlife import epoch_s, is_pg, one_of
 
 DEFAULT_LOOKBACK_DAYS = 30
 EDGE_M = 50.0  # a checkpoint without a registered road this close to the city boundary is on an entry

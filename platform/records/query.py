@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from tianwang.checkpoints import plates
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import text_problem, time_problem
+from tianwang.records import trips
 from tianwang.storage.models import Camera, Checkpoint, FaceSighting, Fence, Pass, PhoneSighting, utcnow
-from tianwang.trajectories import trips
 
 DEFAULT_WINDOW = dt.timedelta(days=7)
 DEFAULT_GAP_S = 30 * 60

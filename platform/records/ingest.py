@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tianwang.alarms import hotlists
 from tianwang.checkpoints import plates
 from tianwang.config import get_settings
 from tianwang.errors import ValidationFailed
@@ -65,7 +66,6 @@ from tianwang.storage.models import (
     PhoneSighting,
     utcnow,
 )
-from tianwang.trajectories import hotlists
 
 COPY_THRESHOLD = 1000
 # Plates without a subject to match against a hotlist: every pass without a plate shares them.

@@ -32,12 +32,14 @@ from sqlalchemy import String, and_, bindparam, cast, func, or_, select, union
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.orm import Session, aliased
 
+from tianwang import audit
+from tianwang.alarms import sinks as alarm_sinks
 from tianwang.auth.tokens import Principal
 from tianwang.checkpoints import codes, plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.fields import Instant, Line, Text
+from tianwang.records import search
 from tianwang.storage.models import Alarm, Camera, Checkpoint, Hotlist, HotlistEntry, Pass, Role, utcnow
-from tianwang.trajectories import alarm_sinks, audit, search
 from tianwang.validation import OptCode, check_display_text
 
 # text people read: no control characters (Line / Text) and nothing invisible (check_display_text)

@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 from sqlalchemy import and_, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
+from tianwang.analyses.clones import NOT_READ, epoch_of
 from tianwang.storage.models import Pass
-from tianwang.trajectories.clones import NOT_READ, epoch_of
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

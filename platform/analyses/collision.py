@@ -20,11 +20,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from tianwang.analyses.nightlife import is_pg, one_of
 from tianwang.coverage.geometry import LocalProjection
 from tianwang.errors import ValidationFailed
 from tianwang.places.geojson import parse_geometry
 from tianwang.storage.models import Camera, Checkpoint, FaceSighting, Fence, Pass, PhoneSighting
-from tianwang.trajectories.nightlife import is_pg, one_of
 
 KINDS = ("vehicle", "phone", "person")
 MAX_WINDOWS = 16

@@ -28,10 +28,10 @@ from scipy.spatial import cKDTree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tianwang.analyses.nightlife import DAY_S, format_offset
 from tianwang.coverage.geometry import LocalProjection
 from tianwang.errors import ValidationFailed
 from tianwang.storage.models import Camera, FaceSighting, Fence, Pass, PhoneSighting
-from tianwang.trajectories.nightlife import DAY_S, format_offset
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
