@@ -28,8 +28,8 @@ import time
 
 import psycopg
 from bench_passes import N_CHECKPOINTS, plate, setup
-from bench_trajectory import day_rows
-from common import PASS_COLS, copy_rows, parse, pct, raw_dsn, scratch_db
+from bench_trajectory import load
+from common import parse, pct, raw_dsn, scratch_db
 
 from tianwang.records import search
 from tianwang.storage.db import Database
@@ -39,26 +39,6 @@ FLOOR_SQL = (
     "WHERE p.plate_no = ANY(%s) AND p.ts >= %s AND p.ts < %s "
     "ORDER BY p.ts DESC, p.plate_no DESC, p.key DESC LIMIT 101"
 )
-
-
-def load(dsn: str, total: int, plates_n: int, days: int, start: dt.datetime) -> None:
-    per_day = total // days
-    rnd = random.Random(2)
-    copy_s = 0.0
-    with psycopg.connect(dsn) as conn:
-        for d in range(days):
-            n = per_day if d < days - 1 else total - per_day * (days - 1)
-            rows = day_rows(start + dt.timedelta(days=d), n, plates_n, rnd, f"d{d:02d}")
-            t1 = time.perf_counter()
-            copy_rows(conn, "passes", PASS_COLS, rows)
-            conn.commit()
-            copy_s += time.perf_counter() - t1
-    print(
-        f"[load] {total:,} passes over {days} days by binary COPY into the indexed table (trigram "
-        f"index included): {total / copy_s:,.0f} passes/s"
-    )
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE passes")
 
 
 def patterns(kind: str, n: int, plates_n: int, rnd: random.Random) -> list[search.PlatePattern]:
@@ -133,7 +113,7 @@ def main() -> None:
                 f"{os.cpu_count()} cores"
             )
             dsn = raw_dsn(url)
-            load(dsn, args.passes, args.plates, args.days, start)
+            load(dsn, args.passes, args.plates, start, args.days)
             db = Database(url)
             rnd = random.Random(5)
             day = (start + dt.timedelta(days=args.days // 2), start + dt.timedelta(days=args.days // 2 + 1))

@@ -53,14 +53,15 @@ def day_rows(day: dt.datetime, n: int, plates_n: int, rnd: random.Random, tag: s
     return rows
 
 
-def load(dsn: str, total: int, plates_n: int, start: dt.datetime) -> None:
-    per_day = total // DAYS
+def load(dsn: str, total: int, plates_n: int, start: dt.datetime, days: int = DAYS) -> None:
+    """`total` passes over `days` day partitions from `start`, day by day, by binary COPY."""
+    per_day = total // days
     rnd = random.Random(2)
     t0 = time.perf_counter()
     copy_s = 0.0
     with psycopg.connect(dsn) as conn:
-        for d in range(DAYS):
-            n = per_day if d < DAYS - 1 else total - per_day * (DAYS - 1)
+        for d in range(days):
+            n = per_day if d < days - 1 else total - per_day * (days - 1)
             rows = day_rows(start + dt.timedelta(days=d), n, plates_n, rnd, f"d{d:02d}")
             t1 = time.perf_counter()
             copy_rows(conn, "passes", PASS_COLS, rows)
@@ -68,9 +69,9 @@ def load(dsn: str, total: int, plates_n: int, start: dt.datetime) -> None:
             copy_s += time.perf_counter() - t1
             if d % 5 == 4:
                 done = per_day * (d + 1)
-                print(f"[load] day {d + 1}/{DAYS}: {done:,} passes, {time.perf_counter() - t0:.0f}s")
+                print(f"[load] day {d + 1}/{days}: {done:,} passes, {time.perf_counter() - t0:.0f}s")
     print(
-        f"[load] {total:,} passes over {DAYS} days by binary COPY: {copy_s:.1f}s in COPY "
+        f"[load] {total:,} passes over {days} days by binary COPY: {copy_s:.1f}s in COPY "
         f"({total / copy_s:,.0f} passes/s into the indexed table), "
         f"{time.perf_counter() - t0:.0f}s with generation"
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from tianwang.api import sheets
 from tianwang.api.defs.common import sheet_responses
 from tianwang.api.deps import HUMANS, REGISTRY_WRITE, Ctx, require
 from tianwang.cameras import bulk
@@ -36,10 +35,6 @@ _MULTIPART_BODY: dict[str, Any] = {
 }
 # multipart framing around the file: headers, boundary lines
 _FORM_OVERHEAD = 64 * 1024
-_MEDIA = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 @router.post(
@@ -112,21 +107,5 @@ def export_cameras(
     name = f"cameras-{dt.date.today():%Y%m%d}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
-        return StreamingResponse(bulk.iter_csv(records), media_type=_MEDIA["csv"], headers=headers)
-    # a zip needs its directory written last: build the workbook in a spooled file, then stream it
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 closed by _chunks
-    try:
-        bulk.write_xlsx(records, spool)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-
-    def _chunks() -> Iterator[bytes]:
-        try:
-            while chunk := spool.read(256 * 1024):
-                yield chunk
-        finally:
-            spool.close()
-
-    return StreamingResponse(_chunks(), media_type=_MEDIA["xlsx"], headers=headers)
+        return sheets.csv_response(records, headers)
+    return sheets.xlsx_response(records, headers, sheet="cameras")

@@ -6,19 +6,17 @@ Investigator (and admin) only, `case_no` required, every call audited with its p
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from tianwang import clock
+from tianwang.api import sheets
 from tianwang.api.audit import Audited, audited
 from tianwang.api.defs.common import sheet_responses
 from tianwang.api.defs.passes import PassOut, PassPage
 from tianwang.api.deps import DB
-from tianwang.cameras import bulk
 from tianwang.errors import ValidationFailed
 from tianwang.protocol.fields import Instant
 from tianwang.records import search
@@ -141,24 +139,5 @@ def export_passes(
     name = f"passes-{clock.now():%Y%m%dT%H%M%SZ}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Truncated": str(truncated).lower()}
     if format == "csv":
-        flags = [k in TEXT_FIELDS for k in EXPORT_FIELDS]
-        return StreamingResponse(
-            bulk.iter_csv(iter(records), flags), media_type="text/csv; charset=utf-8", headers=headers
-        )
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 closed by _chunks
-    try:
-        bulk.write_xlsx(iter(records), spool, sheet="passes")
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-
-    def _chunks() -> Iterator[bytes]:
-        try:
-            while chunk := spool.read(256 * 1024):
-                yield chunk
-        finally:
-            spool.close()
-
-    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return StreamingResponse(_chunks(), media_type=media, headers=headers)
+        return sheets.csv_response(iter(records), headers, [k in TEXT_FIELDS for k in EXPORT_FIELDS])
+    return sheets.xlsx_response(iter(records), headers, sheet="passes")
