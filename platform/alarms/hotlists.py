@@ -39,6 +39,7 @@ from tianwang.checkpoints import codes, plates
 from tianwang.errors import Forbidden, NotFound, ValidationFailed
 from tianwang.protocol.fields import Instant, Line, Text
 from tianwang.records import search
+from tianwang.storage import sql
 from tianwang.storage.models import Alarm, Camera, Checkpoint, Hotlist, HotlistEntry, Pass, Role, utcnow
 from tianwang.validation import OptCode, check_display_text
 
@@ -395,7 +396,7 @@ def match(session: Session, kind: Kind, seen: Sequence[Seen]) -> list[Alarm]:
     if not seen:
         return []
     subjects = sorted({s.subject for s in seen})
-    pg = session.get_bind().dialect.name == "postgresql"
+    pg = sql.is_pg(session)
     stmt = _match_statement(kind, pg)
     params: dict[str, Any] = {"first": min(s.ts for s in seen), "last": max(s.ts for s in seen)}
     found: dict[int, tuple[HotlistEntry, Hotlist]] = {}
@@ -494,7 +495,7 @@ def match_past(session: Session, h: Hotlist, days: int, now: dt.datetime) -> lis
     )
     if not entries:
         return []
-    pg = session.get_bind().dialect.name == "postgresql"
+    pg = sql.is_pg(session)
     scope = scope_of(h)
     cols = (
         Pass.plate_no,

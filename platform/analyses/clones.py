@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Float, and_, cast, extract, func, literal_column, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from tianwang.errors import ValidationFailed
+from tianwang.storage import sql
 from tianwang.storage.models import Checkpoint, CheckpointLane, Pass, Road
 
 F64 = NDArray[np.float64]
@@ -528,9 +529,7 @@ def explain_misreads(
 
 def epoch_of(session: Session, col: Any) -> Any:
     """A SQL expression for a UTC timestamp column as epoch seconds (float) on either database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(extract("epoch", col), Float)
-    return (func.julianday(col) - literal_column("2440587.5")) * literal_column("86400.0")
+    return sql.epoch_seconds(col, sql.dialect_of(session))
 
 
 @dataclass
@@ -641,7 +640,7 @@ def load_columns(
     On PostgreSQL one binary COPY of fixed-width numbers (plate hash, epoch, checkpoint row id) read
     straight into numpy and sorted there; elsewhere one scan in (plate, ts) order fetched in chunks.
     """
-    if session.get_bind().dialect.name == "postgresql" and not portable:
+    if sql.is_pg(session) and not portable:
         return _load_columns_pg(session, sites, frm, to)
     stmt = (
         select(Pass.plate_no, epoch_of(session, Pass.ts), Checkpoint.id)

@@ -33,6 +33,7 @@ from sqlalchemy import and_, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from tianwang.analyses.clones import NOT_READ, epoch_of
+from tianwang.storage import sql
 from tianwang.storage.models import Pass
 
 F64 = NDArray[np.float64]
@@ -186,7 +187,7 @@ def _readable(p: Any) -> Any:
 
 def _shifted(session: Session, col: Any, seconds: float) -> Any:
     """`col` ± seconds as SQL that compares with the stored column (index-friendly on the other side)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if sql.is_pg(session):
         return col + func.make_interval(0, 0, 0, 0, 0, 0, literal(seconds))
     # SQLite keeps UTC times as 'YYYY-MM-DD HH:MM:SS.ffffff' text; strftime's %f has milliseconds,
     # so the bound is widened by a second here and made exact by `find_companions`

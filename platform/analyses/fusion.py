@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import DateTime, Float, String, and_, cast, func, literal, select
+from sqlalchemy import DateTime, String, and_, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from tianwang.storage import sql
 from tianwang.storage.models import (
     Camera,
     Checkpoint,
@@ -415,14 +416,6 @@ _PRE_RANK = 100  # eligible candidates whose sightings are counted at a time (se
 _MAX_COUNTED = 1000  # … and at most
 
 
-def _epoch(session: Session, col: Any) -> Any:
-    """Seconds since 1970 of a stored UTC time, computed by the database (no datetime per row)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.extract("epoch", col), Float)
-    # SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC); julianday keeps milliseconds
-    return (func.julianday(col) - 2440587.5) * 86400.0
-
-
 def _at(t: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(t, dt.UTC)
 
@@ -459,7 +452,7 @@ def _track(
     stmt = (
         select(
             k.entity,
-            _epoch(session, k.model.ts),
+            sql.epoch_seconds(k.model.ts, sql.dialect_of(session)),
             k.model.key,
             k.sensor,
             k.sensor_model.lon,
@@ -520,7 +513,7 @@ def _join_intervals(session: Session, k: _Kind, rows: Sequence[tuple[str, float,
     unnested on PostgreSQL, a JSON array on SQLite — the database walks the intervals and does one
     index range scan on (sensor, ts) per interval."""
     dialect = session.get_bind().dialect
-    cols = (k.entity, _epoch(session, k.model.ts), k.model.key, k.sensor)
+    cols = (k.entity, sql.epoch_seconds(k.model.ts, sql.dialect_of(session)), k.model.key, k.sensor)
     if dialect.name == "postgresql":
         q = (
             func.unnest(
@@ -564,7 +557,7 @@ def candidates(
     for n in range(0, len(wins), _CHUNK):
         chunk = wins[n : n + _CHUNK]
         stmt = _join_intervals(session, k, chunk)
-        if session.get_bind().dialect.name == "postgresql":
+        if sql.is_pg(session):
             # the whole span too, so PostgreSQL prunes the day partitions at plan time (SQLite would
             # take these constants as the bounds of every interval's index range instead)
             span = (_at(min(w[1] for w in chunk)), _at(max(w[2] for w in chunk)))

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, bindparam, case, cast, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy import BigInteger, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from tianwang.errors import ValidationFailed
+from tianwang.storage import sql
 from tianwang.storage.models import FaceSighting, Pass, PhoneSighting
 
 DAY_S = 86400
@@ -69,20 +69,9 @@ def format_offset(seconds: int) -> str:
     return f"{sign}{h:02d}:{m:02d}"
 
 
-def epoch_s(col: Any) -> Any:
-    """A timestamp column as whole epoch seconds, in SQL that PostgreSQL and SQLite both run."""
-    return cast(func.extract("epoch", col), BigInteger)
-
-
-def one_of(col: Any, values: list[str], pg: bool) -> Any:
-    """`col IN values`; on PostgreSQL one array parameter (`= ANY`), which still drives an index scan."""
-    if pg:
-        return col == any_(bindparam(None, values, type_=PG_ARRAY(String)))
-    return col.in_(values)
-
-
-def is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+epoch_s = sql.epoch_whole_seconds
+one_of = sql.any_of
+is_pg = sql.is_pg
 
 
 @dataclass(frozen=True)

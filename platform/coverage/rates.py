@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Float, and_, case, cast, extract, func, literal, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from tianwang.errors import ValidationFailed
+from tianwang.storage import sql
 from tianwang.storage.models import Camera, HealthObservation, Snapshot
 
 F64 = NDArray[np.float64]
@@ -56,13 +57,6 @@ class Window:
         }
 
 
-def _epoch(dialect: str, col: Any) -> ColumnElement[float]:
-    """Seconds since 1970 of a stored timestamp (SQLite keeps UTC text, PostgreSQL timestamptz)."""
-    if dialect == "sqlite":
-        return (func.julianday(col) - 2440587.5) * 86400.0
-    return cast(extract("epoch", col), Float)
-
-
 def _least(dialect: str, *args: Any) -> ColumnElement[float]:
     return func.min(*args) if dialect == "sqlite" else func.least(*args)
 
@@ -85,7 +79,7 @@ def device_seconds_query(
     w0, w1 = _ts(window.start), _ts(window.end)
     scoped = [Camera.lifecycle == "in_use"] + ([where] if where is not None else [])
     lo = window.start - dt.timedelta(seconds=max_interval_s * allowed_misses)
-    t = _epoch(dialect, HealthObservation.ts)
+    t = sql.epoch_seconds(HealthObservation.ts, dialect)
     up = case(
         (and_(HealthObservation.reachable, func.coalesce(HealthObservation.authenticated, True)), 1.0),
         else_=0.0,
@@ -99,7 +93,7 @@ def device_seconds_query(
             .over(partition_by=HealthObservation.device_id, order_by=HealthObservation.ts)
             .label("t_next"),
             (Camera.health_interval_s * float(allowed_misses)).label("cap"),
-            _greatest(dialect, literal(w0), _epoch(dialect, Camera.created_at)).label("s0"),
+            _greatest(dialect, literal(w0), sql.epoch_seconds(Camera.created_at, dialect)).label("s0"),
         )
         .join(Camera, Camera.device_id == HealthObservation.device_id)
         .where(HealthObservation.ts >= lo, HealthObservation.ts < window.end, *scoped)
@@ -114,7 +108,7 @@ def device_seconds_query(
     sched = _greatest(
         dialect,
         literal(0.0),
-        literal(w1) - _greatest(dialect, literal(w0), _epoch(dialect, Camera.created_at)),
+        literal(w1) - _greatest(dialect, literal(w0), sql.epoch_seconds(Camera.created_at, dialect)),
     )
     return (
         select(
@@ -252,7 +246,7 @@ def intact_at(
         select(
             HealthObservation.device_id.label("device_id"),
             up.label("up"),
-            _epoch(dialect, HealthObservation.ts).label("t"),
+            sql.epoch_seconds(HealthObservation.ts, dialect).label("t"),
             func.row_number()
             .over(partition_by=HealthObservation.device_id, order_by=HealthObservation.ts.desc())
             .label("rn"),
@@ -276,7 +270,7 @@ def intact_at(
     q = (
         select(
             Camera.device_id,
-            _epoch(dialect, Camera.created_at) <= literal(t_at),
+            sql.epoch_seconds(Camera.created_at, dialect) <= literal(t_at),
             case((and_(fresh, func.coalesce(last_s.c.verdict, "ok") != "fault"), 1), else_=0),
         )
         .outerjoin(last_h, and_(last_h.c.device_id == Camera.device_id, last_h.c.rn == 1))

@@ -56,6 +56,7 @@ from tianwang.protocol.sightings import (
     Warned,
 )
 from tianwang.record_time import MAX_FUTURE, oldest_accepted, ts_problem
+from tianwang.storage import sql
 from tianwang.storage.models import (
     Alarm,
     Camera,
@@ -359,7 +360,7 @@ def _positions_statement(track: Track, pg: bool) -> Any:
 
 def _positions(session: Session, track: Track, ids: set[str]) -> dict[str, tuple[float, float]]:
     """Where each registered sensor of `ids` is; an id absent from the answer is not registered."""
-    pg = session.get_bind().dialect.name == "postgresql"
+    pg = sql.is_pg(session)
     stmt = _positions_statement(track, pg)
     out: dict[str, tuple[float, float]] = {}
     ordered = sorted(ids)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from tianwang.checkpoints import viid
 from tianwang.checkpoints.plates import PlateKind
 from tianwang.errors import ValidationFailed
+from tianwang.storage import sql
 from tianwang.storage.models import Checkpoint, Pass
 
 # Characters a plate reader confuses (license-plate OCR: round glyphs, bar glyphs, B/8, Z/2, S/5).
@@ -179,7 +180,7 @@ def _heading_condition(codes: list[str]) -> ColumnElement[bool]:
 
 
 def conditions(session: Session, f: PassFilter) -> list[ColumnElement[bool]]:
-    pg = session.get_bind().dialect.name == "postgresql"
+    pg = sql.is_pg(session)
     c: list[ColumnElement[bool]] = [Pass.ts >= f.frm, Pass.ts < f.to]
     if f.plate is not None:
         p = f.plate
