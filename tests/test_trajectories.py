@@ -338,3 +338,10 @@ def test_trajectory_of_an_unusual_or_misread_plate(
     assert [(p["key"], p["plate_kind"]) for p in r.json()["points"]] == [("odd-000003", "other")]
     r = client.get("/api/v1/trajectories/vehicle/无牌", params=q, headers=h)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "plate_no"
+
+
+def test_a_phone_typed_in_full_width_digits_is_the_same_subject() -> None:
+    from tianwang.records.query import subject_of
+
+    assert subject_of("phone", "４６０００１２３４５６７８９０") == "460001234567890"
+    assert subject_of("person", "  P-0001 ") == "P-0001"

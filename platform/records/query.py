@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,8 @@ def subject_of(kind: str, raw: str) -> str:
             why = f"{p.plate_no}: passes without a readable plate have no trajectory (query the checkpoint)"
             raise plates.InvalidPlate(why, errors=[{"field": "plate_no", "message": why}])
         return p.plate_no
-    s = raw.strip()
+    # an IMSI is a number: typed in full-width digits it is the same subject as ingest stored (NFKC)
+    s = (unicodedata.normalize("NFKC", raw) if kind == "phone" else raw).strip()
     if not s or len(s) > 64:
         raise ValidationFailed(f"{kind} id must be 1–64 characters")
     return s
