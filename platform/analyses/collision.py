@@ -20,10 +20,10 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from tianwang.analyses.nightlife import is_pg, one_of
 from tianwang.coverage.geometry import LocalProjection
 from tianwang.errors import ValidationFailed
 from tianwang.places.geojson import parse_geometry
+from tianwang.storage import sql
 from tianwang.storage.models import Camera, Checkpoint, FaceSighting, Fence, Pass, PhoneSighting
 
 KINDS = ("vehicle", "phone", "person")
@@ -166,14 +166,14 @@ def collide(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Subjects seen in at least `min_windows` of the windows, most windows first; (items, truncated)."""
     model, subj, sensor = RECORDS[kind]
-    pg = is_pg(session)
+    pg = sql.is_pg(session)
     parts = []
     for i, w in enumerate(windows):
         if not w.sensor_ids:
             continue
         q = (
             select(subj.label("subject"), literal(1 << i, Integer).label("bit"))
-            .where(one_of(sensor, list(w.sensor_ids), pg), model.ts >= w.frm, model.ts < w.to)
+            .where(sql.any_of(sensor, list(w.sensor_ids), pg), model.ts >= w.frm, model.ts < w.to)
             .distinct()
         )
         if kind == "vehicle":

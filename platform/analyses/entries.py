@@ -26,10 +26,10 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import BigInteger, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from tianwang.analyses.nightlife import epoch_s, is_pg, one_of
 from tianwang.checkpoints.codes import CITY_ENTRY
 from tianwang.coverage.geometry import LocalProjection
 from tianwang.errors import NotFound, ValidationFailed
+from tianwang.storage import sql
 from tianwang.storage.models import Area, Checkpoint, CheckpointLane, Pass, Road
 
 DEFAULT_LOOKBACK_DAYS = 30
@@ -150,11 +150,11 @@ def _at_entry(cp_col: Any, lane_col: Any, entry_ids: list[str], lanes: dict[str,
         if cp in lanes:
             by_lanes.setdefault(tuple(lanes[cp]), []).append(cp)
     if not by_lanes:
-        return one_of(cp_col, entry_ids, pg)
-    parts = [one_of(cp_col, whole, pg)] if whole else []
+        return sql.any_of(cp_col, entry_ids, pg)
+    parts = [sql.any_of(cp_col, whole, pg)] if whole else []
     for into, cps in by_lanes.items():
         on_lane = or_(lane_col.is_(None), lane_col.in_(into)) if into else lane_col.is_(None)
-        parts.append(and_(one_of(cp_col, cps, pg), on_lane))
+        parts.append(and_(sql.any_of(cp_col, cps, pg), on_lane))
     return or_(*parts)
 
 
@@ -176,12 +176,12 @@ def first_entries(
         raise ValidationFailed(f"scope must be one of {', '.join(SCOPES)}")
     if not entry_ids:
         return [], False
-    pg = is_pg(session)
+    pg = sql.is_pg(session)
     chosen = set(entry_ids)
     lanes = {cp: into for cp, into in (lanes or {}).items() if cp in chosen}
     at_entry = _at_entry(Pass.checkpoint_id, Pass.lane, entry_ids, lanes, pg)
     lb_s = int(lookback.total_seconds())
-    e = epoch_s(Pass.ts)
+    e = sql.epoch_whole_seconds(Pass.ts)
     base = select(
         Pass.plate_no,
         Pass.ts,

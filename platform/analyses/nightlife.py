@@ -69,11 +69,6 @@ def format_offset(seconds: int) -> str:
     return f"{sign}{h:02d}:{m:02d}"
 
 
-epoch_s = sql.epoch_whole_seconds
-one_of = sql.any_of
-is_pg = sql.is_pg
-
-
 @dataclass(frozen=True)
 class Night:
     """A night on the local clock: [start, end) seconds after local midnight, wrapping past midnight
@@ -137,7 +132,7 @@ def _movement(kind: str, frm: dt.datetime, to: dt.datetime, rest_s: int) -> Any:
             .where(FaceSighting.ts >= frm, FaceSighting.ts < to)
             .subquery()
         )
-    e = epoch_s(PhoneSighting.ts)
+    e = sql.epoch_whole_seconds(PhoneSighting.ts)
     order = (PhoneSighting.ts, PhoneSighting.key)
     here = func.lag(e).over(partition_by=(PhoneSighting.imsi, PhoneSighting.fence_id), order_by=order)
     anywhere = func.lag(e).over(partition_by=PhoneSighting.imsi, order_by=order)
@@ -181,7 +176,7 @@ def night_active(
     if kind not in KINDS:
         raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}")
     mv = _movement(kind, frm, to, rest_s)
-    local = epoch_s(mv.c.ts) + literal(night.offset_s, BigInteger)
+    local = sql.epoch_whole_seconds(mv.c.ts) + literal(night.offset_s, BigInteger)
     # which night each sighting falls in (NULL by day), then per (subject, night) and per subject:
     # two hash aggregations instead of a count(DISTINCT …) that sorts every group
     tagged = select(

@@ -25,6 +25,9 @@ def get_session(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Iterator[Sessio
 
 
 def get_principal(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Principal:
+    known = getattr(request.state, "principal", None)  # found by AuthFirst before the body was read
+    if isinstance(known, Principal):
+        return known
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

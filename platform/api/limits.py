@@ -23,7 +23,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 class AuthFirst:
     """A request that carries a body to the API must present a valid bearer token before its body
-    is read; the route's own dependency still checks the role (and authenticates again, cheaply)."""
+    is read; the principal found is kept on the request, where the route's own dependency takes it
+    and checks the role."""
 
     def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
         self.app = app
@@ -51,7 +52,8 @@ class AuthFirst:
 
             def check() -> None:
                 with ctx.db.session() as s:
-                    authenticate(s, token)
+                    # kept for the route's own dependency (deps.get_principal): one lookup a request
+                    scope.setdefault("state", {})["principal"] = authenticate(s, token)
 
             try:
                 await run_in_threadpool(check)
